@@ -1,0 +1,1 @@
+"""btshark's Textual front end (not built yet)."""
