@@ -1,0 +1,256 @@
+"""Everything the peer-wire parser can say, as frozen, slotted dataclasses.
+
+One module for all events, as h11 does it, so the inspector's exporters, the TUI and
+the replayer match on the same types. ``type`` and ``id`` are the JSON contract's
+names (DESIGN.md); ``size`` is the message's length prefix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+from .wire import HASH_HEAD_LEN, PIECE_HEAD_LEN, MessageId
+
+
+@dataclass(frozen=True, slots=True)
+class Handshake:
+    reserved: bytes
+    info_hash: bytes
+    peer_id: bytes
+    type: ClassVar[str] = "handshake"
+    id: ClassVar[None] = None
+    size: ClassVar[int] = 68
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    type: ClassVar[str] = "keepalive"
+    id: ClassVar[None] = None
+    size: ClassVar[int] = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Choke:
+    type: ClassVar[str] = "choke"
+    id: ClassVar[int] = MessageId.CHOKE
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Unchoke:
+    type: ClassVar[str] = "unchoke"
+    id: ClassVar[int] = MessageId.UNCHOKE
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Interested:
+    type: ClassVar[str] = "interested"
+    id: ClassVar[int] = MessageId.INTERESTED
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class NotInterested:
+    type: ClassVar[str] = "not_interested"
+    id: ClassVar[int] = MessageId.NOT_INTERESTED
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Have:
+    index: int
+    type: ClassVar[str] = "have"
+    id: ClassVar[int] = MessageId.HAVE
+    size: ClassVar[int] = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Bitfield:
+    bits: bytes
+    type: ClassVar[str] = "bitfield"
+    id: ClassVar[int] = MessageId.BITFIELD
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.bits)
+
+    @property
+    def count(self) -> int:
+        """How many pieces the sender claims."""
+        return sum(bin(b).count("1") for b in self.bits)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    index: int
+    begin: int
+    length: int
+    type: ClassVar[str] = "request"
+    id: ClassVar[int] = MessageId.REQUEST
+    size: ClassVar[int] = 13
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A block; its bytes were streamed past, ``missing`` of them not captured."""
+
+    index: int
+    begin: int
+    length: int
+    missing: int = 0
+    type: ClassVar[str] = "piece"
+    id: ClassVar[int] = MessageId.PIECE
+
+    @property
+    def size(self) -> int:
+        return PIECE_HEAD_LEN + self.length
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    index: int
+    begin: int
+    length: int
+    type: ClassVar[str] = "cancel"
+    id: ClassVar[int] = MessageId.CANCEL
+    size: ClassVar[int] = 13
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    port: int
+    type: ClassVar[str] = "port"
+    id: ClassVar[int] = MessageId.PORT
+    size: ClassVar[int] = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Suggest:
+    index: int
+    type: ClassVar[str] = "suggest"
+    id: ClassVar[int] = MessageId.SUGGEST
+    size: ClassVar[int] = 5
+
+
+@dataclass(frozen=True, slots=True)
+class HaveAll:
+    type: ClassVar[str] = "have_all"
+    id: ClassVar[int] = MessageId.HAVE_ALL
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class HaveNone:
+    type: ClassVar[str] = "have_none"
+    id: ClassVar[int] = MessageId.HAVE_NONE
+    size: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    index: int
+    begin: int
+    length: int
+    type: ClassVar[str] = "reject"
+    id: ClassVar[int] = MessageId.REJECT
+    size: ClassVar[int] = 13
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedFast:
+    index: int
+    type: ClassVar[str] = "allowed_fast"
+    id: ClassVar[int] = MessageId.ALLOWED_FAST
+    size: ClassVar[int] = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """BEP 10 message. ``data`` is the bencoded body made JSON-safe (None if it was
+    not bencoded); ``trailing`` counts raw bytes after it (ut_metadata pieces)."""
+
+    ext_id: int
+    ext_name: str | None
+    data: object
+    trailing: int
+    size: int
+    type: ClassVar[str] = "extended"
+    id: ClassVar[int] = MessageId.EXTENDED
+
+
+@dataclass(frozen=True, slots=True)
+class HashRequest:
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+    type: ClassVar[str] = "hash_request"
+    id: ClassVar[int] = MessageId.HASH_REQUEST
+    size: ClassVar[int] = 1 + HASH_HEAD_LEN
+
+
+@dataclass(frozen=True, slots=True)
+class Hashes:
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+    hashes: tuple[bytes, ...]
+    type: ClassVar[str] = "hashes"
+    id: ClassVar[int] = MessageId.HASHES
+
+    @property
+    def size(self) -> int:
+        return 1 + HASH_HEAD_LEN + 32 * len(self.hashes)
+
+
+@dataclass(frozen=True, slots=True)
+class HashReject:
+    pieces_root: bytes
+    base_layer: int
+    index: int
+    length: int
+    proof_layers: int
+    type: ClassVar[str] = "hash_reject"
+    id: ClassVar[int] = MessageId.HASH_REJECT
+    size: ClassVar[int] = 1 + HASH_HEAD_LEN
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A message id no BEP we know assigns; kept, not guessed at."""
+
+    id: int
+    size: int
+    type: ClassVar[str] = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a real peer would have hung up on, or that the capture lost.
+
+    ``kind`` is one of: bad_protocol, oversize, malformed, bad_bencode, hole,
+    truncated, info_hash_mismatch, self_connection, midstream.
+    """
+
+    kind: str
+    detail: str
+    type: ClassVar[str] = "finding"
+
+
+Message = Union[
+    Handshake, KeepAlive, Choke, Unchoke, Interested, NotInterested, Have, Bitfield,
+    Request, Piece, Cancel, Port, Suggest, HaveAll, HaveNone, Reject, AllowedFast,
+    Extended, HashRequest, Hashes, HashReject, Unknown,
+]
+Event = Union[Message, Finding]
+
+MESSAGE_TYPES: tuple[str, ...] = (
+    "handshake", "keepalive", "choke", "unchoke", "interested", "not_interested",
+    "have", "bitfield", "request", "piece", "cancel", "port", "suggest", "have_all",
+    "have_none", "reject", "allowed_fast", "extended", "hash_request", "hashes",
+    "hash_reject", "unknown",
+)
