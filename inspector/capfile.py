@@ -1,0 +1,349 @@
+"""Capture files in: pcap and pcapng, plain or gzip-compressed, in constant memory.
+
+The reader is the first stage of every decode and runs once per frame, so it is
+written for speed: the file is read in chunks, records are cut out of the chunk
+with precompiled structs, and only a record's tail is carried into the next chunk.
+A damaged or cut-short file is a normal case (captures get killed, copied half
+way, truncated by hand): iteration stops with a one-line warning and everything
+before the damage is kept. Only a file that is not a capture at all raises.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+
+__all__ = ["CaptureError", "CaptureFile", "MAX_BLOCK"]
+
+CHUNK = 1 << 20
+# No real packet or block comes near this; a larger length field means the bytes
+# under it are not a record header, so reading on would only produce garbage.
+MAX_BLOCK = 1 << 28
+
+# pcap: magic -> (byte order, ticks per second)
+_PCAP_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000),
+    b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000),
+    b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
+}
+_PCAP_HEAD = {o: struct.Struct(o + "4xHHiIII") for o in "<>"}  # version, zone, sigfigs, snaplen, linktype
+_PCAP_REC = {o: struct.Struct(o + "IIII") for o in "<>"}  # sec, frac, captured, original
+_PCAP_HEAD_LEN = 24
+
+_SHB = 0x0A0D0D0A  # a palindrome, so readable before the byte order is known
+_SHB_MAGIC = b"\n\r\r\n"
+_IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
+_BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
+_OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
+
+
+class _Section:
+    """The pcapng structs for one byte order, compiled once."""
+
+    __slots__ = ("head", "block", "idb", "opt", "u16", "u32", "i64")
+
+    def __init__(self, order: str) -> None:
+        # Every packet block starts: type, length, interface, ts high, ts low,
+        # captured, original (EPB exactly; the obsolete PB splits "interface" into
+        # id and drops); one unpack serves the whole fast path.
+        self.head = struct.Struct(order + "IIIIIII").unpack_from
+        self.block = struct.Struct(order + "II").unpack_from
+        self.idb = struct.Struct(order + "HxxI").unpack_from  # link type, snap length
+        self.opt = struct.Struct(order + "HH").unpack_from
+        self.u16 = struct.Struct(order + "H").unpack_from
+        self.u32 = struct.Struct(order + "I").unpack_from
+        self.i64 = struct.Struct(order + "q").unpack_from
+
+
+_SECTIONS = {o: _Section(o) for o in "<>"}
+_HEAD_LEN = 28  # bytes unpacked at the start of every pcapng block
+_MIN_BLOCK = 12
+_PAD = bytes(_HEAD_LEN)
+
+
+class CaptureError(Exception):
+    """The file cannot be read as a capture at all (message is one line, for the user)."""
+
+
+class CaptureFile:
+    """Frames of a pcap or pcapng file (optionally gzip-compressed), in file order.
+
+    Iterating yields ``(timestamp, linktype, frame)``: epoch seconds as a float
+    (the integer tick count divided once, so correctly rounded), the LINKTYPE
+    number of the frame's interface, and the captured bytes. The object is a
+    single-pass iterator like a file: iterate once, then open again to re-read.
+    Frame numbers are 1-based in file order across all packet blocks, as in
+    Wireshark; ``frame_count`` is the number of the last frame yielded.
+    Damage and truncation end iteration early with a line in ``warnings``.
+    Simple packet blocks carry no timestamp; they repeat the previous frame's.
+    ``format`` is "pcap" or "pcapng".
+    """
+
+    __slots__ = ("path", "warnings", "frame_count", "format", "_file", "_read", "_frames")
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self.warnings: list[str] = []
+        self.frame_count = 0
+        self._file = None
+        name = os.fsdecode(self.path)
+        kind = ""
+        try:
+            self._file = open(self.path, "rb", buffering=0)
+            self._read: Callable[[int], bytes] = self._file.read
+            first = self._head()
+            if first[:2] == b"\x1f\x8b":
+                self._file.close()
+                self._file = gzip.open(self.path, "rb")
+                self._read = self._file.read1
+                kind = " (gzip-compressed)"
+                first = self._head()
+        except (OSError, EOFError, zlib.error) as exc:
+            self.close()
+            if kind:
+                raise CaptureError(f"{name}: corrupt gzip data ({exc})") from None
+            raise CaptureError(f"{name}: {getattr(exc, 'strerror', None) or exc}") from None
+        magic = first[:4]
+        if magic in _PCAP_MAGIC:
+            self.format = "pcap"
+            self._frames = self._pcap(first, name)
+        elif magic == _SHB_MAGIC and first[8:12] in _BOM:
+            self.format = "pcapng"
+            self._frames = self._pcapng(first)
+        else:
+            self.close()
+            what = "empty file" if not first else "not a pcap or pcapng capture"
+            raise CaptureError(f"{name}: {what}{kind}")
+
+    def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
+        return self._frames
+
+    def __enter__(self) -> CaptureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop iteration (recording its summary warnings) and close the file."""
+        frames = getattr(self, "_frames", None)
+        if frames is not None:
+            frames.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _head(self) -> bytes:
+        """The first chunk, at least long enough for any file header unless the file is shorter."""
+        first = self._read(CHUNK)
+        while first and len(first) < _PCAP_HEAD_LEN:
+            more = self._read(CHUNK)
+            if not more:
+                break
+            first += more
+        return first
+
+    def _more(self, size: int) -> bytes:
+        """The next bytes of the (decompressed) file; b"" at its end or on a read error."""
+        try:
+            return self._read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            self.warnings.append(f"reading stopped: {exc}")
+            return b""
+
+    def _cut_short(self, what: str, offset: int, needed: int, left: int) -> None:
+        self.warnings.append(
+            f"capture cut short: {what} at byte offset {offset} is truncated "
+            f"(needed {needed} bytes, {left} left); decoded the {self.frame_count} frames before it"
+        )
+
+    def _damaged(self, what: str, offset: int) -> None:
+        self.warnings.append(
+            f"capture damaged: {what} at byte offset {offset}; stopped there, "
+            f"decoded the {self.frame_count} frames before it"
+        )
+
+    def _snap_summary(self, cut: int, snaplens: set[int]) -> None:
+        if cut:
+            limits = ", ".join(str(s) for s in sorted(snaplens) if s)
+            self.warnings.append(
+                f"{cut} frames were cut by the snap length" + (f" ({limits})" if limits else "")
+            )
+
+    def _pcap(self, buf: bytes, name: str) -> Iterator[tuple[float, int, bytes]]:
+        """Records of a classic pcap file; ``buf`` holds the file's first bytes."""
+        if len(buf) < _PCAP_HEAD_LEN:
+            self.close()
+            raise CaptureError(f"{name}: pcap header is truncated ({len(buf)} of 24 bytes)")
+        order, div = _PCAP_MAGIC[buf[:4]]
+        _major, _minor, _zone, _sigfigs, snaplen, linktype = _PCAP_HEAD[order].unpack_from(buf)
+        # The top bits of the link type field carry FCS information, not the type.
+        return self._pcap_records(buf, order, div, snaplen, linktype & 0xFFFF)
+
+    def _pcap_records(
+        self, buf: bytes, order: str, div: int, snaplen: int, linktype: int
+    ) -> Iterator[tuple[float, int, bytes]]:
+        rec = _PCAP_REC[order].unpack_from
+        more = self._more
+        pos, n, base = _PCAP_HEAD_LEN, len(buf), 0  # base: file offset of buf[0]
+        count = cut = 0
+        try:
+            while True:
+                start = pos + 16
+                if start <= n:
+                    sec, frac, incl, orig = rec(buf, pos)
+                    end = start + incl
+                    if end <= n:
+                        count += 1
+                        self.frame_count = count
+                        if incl < orig:
+                            cut += 1
+                        yield (sec * div + frac) / div, linktype, buf[start:end]
+                        pos = end
+                        continue
+                    if incl > MAX_BLOCK:
+                        self._damaged(f"record {count + 1} claims {incl} bytes", base + pos)
+                        return
+                    needed = 16 + incl
+                else:
+                    needed = 16
+                chunk = more(max(needed - (n - pos), CHUNK))
+                if not chunk:
+                    if pos < n:
+                        self._cut_short(f"record {count + 1}", base + pos, needed, n - pos)
+                    return
+                base += pos
+                buf = buf[pos:] + chunk
+                pos, n = 0, len(buf)
+        finally:
+            self._snap_summary(cut, {snaplen})
+
+    def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes]]:
+        """Packets of a pcapng file, section by section; ``buf`` holds its first bytes."""
+        more = self._more
+        pos, n, base = 0, len(buf), 0  # base: file offset of buf[0]
+        eof = False
+        count = cut = 0
+        ts = 0.0
+        # Per interface of the current section: link type, ticks per second,
+        # if_tsoffset in ticks (so the one division stays exact), snap length.
+        ifaces: list[tuple[int, int, int, int]] = []
+        snaplens: set[int] = set()
+        section = _SECTIONS["<"]
+        head, block, u32 = section.head, section.block, section.u32
+        try:
+            while True:
+                avail = n - pos
+                if avail >= _HEAD_LEN or (eof and avail >= _MIN_BLOCK):
+                    # Near the end of the file the unpack reads into _PAD, past n;
+                    # a packet block that short fails the length check below.
+                    btype, blen, ifid, hi, lo, incl, orig = head(buf, pos)
+                    if btype == _SHB:
+                        order = _BOM.get(buf[pos + 8 : pos + 12])
+                        if order is None:
+                            self._damaged("section header with a bad byte-order magic", base + pos)
+                            return
+                        section = _SECTIONS[order]
+                        head, block, u32 = section.head, section.block, section.u32
+                        btype, blen = block(buf, pos)
+                    if blen & 3 or blen < _MIN_BLOCK or blen > MAX_BLOCK:
+                        self._damaged(f"block of type {btype:#x} with length {blen}", base + pos)
+                        return
+                    end = pos + blen
+                    if end <= n:
+                        if u32(buf, end - 4)[0] != blen:
+                            self._damaged(
+                                f"block of type {btype:#x} whose trailing length does not match",
+                                base + pos,
+                            )
+                            return
+                        if btype == _EPB or btype == _OPB:
+                            if btype == _OPB:
+                                ifid = section.u16(buf, pos + 8)[0]
+                            if incl > blen - 32:
+                                self._damaged(
+                                    f"packet block (frame {count + 1}) with captured length {incl}",
+                                    base + pos,
+                                )
+                                return
+                            if ifid >= len(ifaces):
+                                self._damaged(
+                                    f"packet block (frame {count + 1}) for undeclared interface {ifid}",
+                                    base + pos,
+                                )
+                                return
+                            linktype, div, offset, _snap = ifaces[ifid]
+                            ts = ((hi << 32 | lo) + offset) / div
+                            start = pos + 28
+                            data = buf[start : start + incl]
+                        elif btype == _SPB:
+                            if not ifaces:
+                                self._damaged(
+                                    f"simple packet block (frame {count + 1}) before any interface",
+                                    base + pos,
+                                )
+                                return
+                            linktype, _div, _offset, snap = ifaces[0]
+                            orig = ifid  # an SPB holds only the original length
+                            incl = min(orig, blen - 16, snap or orig)
+                            data = buf[pos + 12 : pos + 12 + incl]
+                        else:
+                            if btype == _IDB:
+                                if blen < 20:
+                                    self._damaged(f"interface block with length {blen}", base + pos)
+                                    return
+                                iface = self._interface(section, buf, pos, end)
+                                ifaces.append(iface)
+                                snaplens.add(iface[3])
+                            elif btype == _SHB:
+                                ifaces = []
+                            pos = end
+                            continue
+                        count += 1
+                        self.frame_count = count
+                        if incl < orig:
+                            cut += 1
+                        yield ts, linktype, data
+                        pos = end
+                        continue
+                    needed = blen
+                elif eof:
+                    if avail:
+                        self._cut_short("block", base + pos, _MIN_BLOCK, avail)
+                    return
+                else:
+                    needed = _HEAD_LEN
+                if eof:
+                    what = f"packet block (frame {count + 1})" if btype in (_EPB, _OPB, _SPB) else "block"
+                    self._cut_short(what, base + pos, needed, avail)
+                    return
+                chunk = more(max(needed - avail, CHUNK))
+                base += pos
+                buf = buf[pos:n] + chunk
+                pos, n = 0, len(buf)
+                if not chunk:
+                    eof = True
+                    buf += _PAD
+        finally:
+            self._snap_summary(cut, snaplens)
+
+    @staticmethod
+    def _interface(section: _Section, buf: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+        """An interface description block: (link type, ticks per second, offset ticks, snap length)."""
+        linktype, snaplen = section.idb(buf, pos + 8)
+        div, offset = 1_000_000, 0
+        p, stop = pos + 16, end - 4
+        while p + 4 <= stop:
+            code, length = section.opt(buf, p)
+            if code == 0 or p + 4 + length > stop:
+                break
+            if code == _OPT_TSRESOL and length >= 1:
+                res = buf[p + 4]
+                div = 2 ** (res & 0x7F) if res & 0x80 else 10**res
+            elif code == _OPT_TSOFFSET and length == 8:
+                offset = section.i64(buf, p + 4)[0]
+            p += 4 + (length + 3 & ~3)
+        return linktype, div, offset * div, snaplen
