@@ -12,14 +12,14 @@ import struct
 
 __all__ = [
     "decode", "format_addr", "LINKTYPE_NAMES",
-    "PROTO", "SRC", "DST", "SPORT", "DPORT", "SEQ", "ACK", "FLAGS", "PAYLOAD", "MISSING",
-    "TCP", "UDP", "FIN", "SYN", "RST", "PSH", "ACK_FLAG", "URG", "ECE", "CWR", "NS",
+    "PROTO", "SRC", "DST", "SPORT", "DPORT", "SEQ_NO", "ACK_NO", "FLAGS", "PAYLOAD", "MISSING",
+    "TCP", "UDP", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS",
 ]
 
-# Field positions in the tuple ``decode`` returns.
-PROTO, SRC, DST, SPORT, DPORT, SEQ, ACK, FLAGS, PAYLOAD, MISSING = range(10)
+# Field positions in the tuple ``decode`` returns (``_NO`` keeps them apart from the flags).
+PROTO, SRC, DST, SPORT, DPORT, SEQ_NO, ACK_NO, FLAGS, PAYLOAD, MISSING = range(10)
 TCP, UDP = 6, 17
-FIN, SYN, RST, PSH, ACK_FLAG, URG, ECE, CWR, NS = (1 << i for i in range(9))
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = (1 << i for i in range(9))
 
 LINKTYPE_NAMES: dict[int, str] = {
     0: "NULL",

@@ -28,7 +28,7 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ethe
 from inspector import frames
 from inspector.capfile import CaptureFile
 from inspector.frames import (
-    ACK, ACK_FLAG, DPORT, FLAGS, MISSING, PAYLOAD, PSH, SEQ, SPORT, SYN, decode, format_addr,
+    ACK, ACK_NO, DPORT, FLAGS, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SYN, decode, format_addr,
 )
 
 SAMPLE = Path("/work/shared/captures/aria2-to-libtorrent.pcap")
@@ -59,7 +59,7 @@ def tcp4(payload=DATA, **kw):
 
 
 def expected_tcp4(payload=DATA, missing=0):
-    return (6, ip4(A4), ip4(B4), 51413, 6881, 0xFFFFFFF0, 12345, PSH | ACK_FLAG, payload, missing)
+    return (6, ip4(A4), ip4(B4), 51413, 6881, 0xFFFFFFF0, 12345, PSH | ACK, payload, missing)
 
 
 def both(linktype: int, data: bytes):
@@ -76,7 +76,7 @@ def test_ethernet_ipv4_tcp():
     got = both(1, bytes(eth() / tcp4()))
     assert got == expected_tcp4()
     assert isinstance(got[PAYLOAD], bytes)
-    assert (got[SPORT], got[DPORT], got[SEQ], got[ACK]) == (51413, 6881, 0xFFFFFFF0, 12345)
+    assert (got[SPORT], got[DPORT], got[SEQ_NO], got[ACK_NO]) == (51413, 6881, 0xFFFFFFF0, 12345)
 
 
 def test_tcp_flags_and_options():
@@ -331,7 +331,7 @@ def test_sample_capture_matches_tshark():
             if got is None or got[0] != 6:
                 ours.append((str(number), "", ""))
             else:
-                ours.append((str(number), str(len(got[PAYLOAD]) + got[MISSING]), str(got[SEQ])))
+                ours.append((str(number), str(len(got[PAYLOAD]) + got[MISSING]), str(got[SEQ_NO])))
     assert len(ours) == len(theirs) == 1102
     assert ours == theirs
     assert sum(int(t[1]) for t in theirs if t[1]) > 1_000_000  # the 1 MiB transfer is in there
