@@ -1,0 +1,119 @@
+"""The ``btshark`` command. Sub-commands import their heavy parts lazily, so
+``btshark read`` starts without loading Textual, pyshark or the replayer."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+SAMPLE = Path(__file__).resolve().parent.parent / "captures" / "aria2-to-libtorrent.pcap"
+FORMATS = click.Choice(["text", "json", "jsonl"])
+
+
+class Failure(click.ClickException):
+    """A one-line error for the user, exit code 2, never a traceback."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # type: ignore[override]
+        click.echo(f"btshark: error: {self.message}", err=True)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"btshark: warning: {line}", err=True)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Inspect and replay BitTorrent peer traffic. With no command: read the bundled sample."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(read, capture=str(SAMPLE))
+
+
+@cli.command()
+@click.argument("capture", required=False, type=click.Path(dir_okay=True))
+@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (type, session).")
+@click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
+@click.option("--sessions", is_flag=True, help="List the peer connections instead of messages.")
+@click.option("-c", "count", type=click.IntRange(min=1), help="Stop after N messages.")
+def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bool, count: int | None) -> None:
+    """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped)."""
+    from .capfile import CaptureError
+    from .filters import FilterError, compile_filter
+    from .output import write_records, write_sessions
+    from .pipeline import CaptureDecode
+
+    try:
+        keep = compile_filter(display_filter) if display_filter else None
+        decode = CaptureDecode(capture or str(SAMPLE))
+    except (CaptureError, FilterError) as exc:
+        raise Failure(str(exc)) from None
+    records = iter(decode)
+    if keep is not None:
+        records = (r for r in records if keep(r.event.type, r.session.id))
+    if count is not None:
+        records = _first_messages(records, count)
+    try:
+        if sessions:
+            for _ in records:
+                pass
+            write_sessions(decode.sessions, fmt, sys.stdout)
+        else:
+            write_records(records, fmt, sys.stdout, lambda: decode.first_ts)
+    except CaptureError as exc:
+        raise Failure(str(exc)) from None
+    finally:
+        _warn(decode.warnings)
+
+
+def _first_messages(records, count: int):
+    """The records up to and including the ``count``-th message (findings ride along)."""
+    for record in records:
+        yield record
+        if record.event.type != "finding":
+            count -= 1
+            if not count:
+                return
+
+
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=True))
+@click.option("-v", "--verbose", is_flag=True, help="List every differing region, not just the first.")
+def verify(capture: str, verbose: bool) -> None:
+    """Compare btshark's decode of CAPTURE with Wireshark's, connection by connection.
+
+    Exit status 0 when every direction agrees, 1 when any differs.
+    """
+    from .capfile import CaptureError
+    from .output import record_dict
+    from .pipeline import CaptureDecode
+    from .verify import all_agree, format_report
+    from .verify import verify as against_wireshark
+
+    try:
+        decode = CaptureDecode(capture)
+        records = [record_dict(r) for r in decode if r.event.type != "finding"]
+    except CaptureError as exc:
+        raise Failure(str(exc)) from None
+    _warn(decode.warnings)
+    if not any(r["transport"] == "tcp" for r in records):
+        click.echo("no plaintext BitTorrent-over-TCP messages to compare with Wireshark")
+        return
+    reports = against_wireshark(capture, records)
+    click.echo(format_report(reports, verbose=verbose))
+    if not all_agree(reports):
+        sys.exit(1)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="btshark", standalone_mode=True)
+    except BrokenPipeError:
+        # Output piped into head and the like: stop quietly, as tshark does.
+        sys.stderr.close()
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)

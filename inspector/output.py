@@ -1,0 +1,158 @@
+"""Records and sessions as text, JSON and JSON lines (the DESIGN.md contracts)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TextIO
+
+from . import events as ev
+from .clients import identify
+from .pipeline import Record
+from .session import Session
+from .wire import reserved_names
+
+# C0 controls, DEL and C1 controls (which include the 8-bit CSI): never to a terminal.
+_UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+def safe_text(text: str) -> str:
+    """Peer-controlled text made harmless for a terminal."""
+    return text.translate(_UNSAFE)
+
+
+def printable_id(peer_id: bytes) -> str:
+    return safe_text(peer_id.decode("latin-1"))
+
+
+def _fields(event: ev.Event) -> dict:
+    """The per-type keys of a record: the JSON contract's names."""
+    kind = event.type
+    if kind in ("request", "cancel", "reject", "piece"):
+        return {"index": event.index, "begin": event.begin, "length": event.length}
+    if kind in ("have", "suggest", "allowed_fast"):
+        return {"index": event.index}
+    if kind == "handshake":
+        return {
+            "info_hash": event.info_hash.hex(),
+            "peer_id": event.peer_id.hex(),
+            "client": identify(event.peer_id),
+            "reserved": event.reserved.hex(),
+            "extensions": reserved_names(event.reserved),
+        }
+    if kind == "extended":
+        out = {"ext_id": event.ext_id, "ext_name": event.ext_name, "data": event.data}
+        if event.trailing:
+            out["trailing"] = event.trailing
+        return out
+    if kind == "port":
+        return {"port": event.port}
+    if kind == "bitfield":
+        return {"pieces": event.count}
+    if kind in ("hash_request", "hashes", "hash_reject"):
+        out = {"pieces_root": event.pieces_root.hex(), "base_layer": event.base_layer,
+               "index": event.index, "length": event.length, "proof_layers": event.proof_layers}
+        if kind == "hashes":
+            out["hashes"] = len(event.hashes)
+        return out
+    return {}
+
+
+def record_dict(record: Record) -> dict:
+    session, side, event = record.session, record.side, record.event
+    a, b = session.sides
+    src, dst = (a.addr, b.addr) if side == 0 else (b.addr, a.addr)
+    out = {
+        "session": session.id,
+        "transport": session.transport,
+        "src": src,
+        "dst": dst,
+        "ts": record.ts,
+        "frame": record.frame,
+        "type": event.type,
+        "id": event.id,
+        "size": event.size,
+    }
+    out.update(_fields(event))
+    return out
+
+
+def _detail(event: ev.Event) -> str:
+    kind = event.type
+    if kind == "handshake":
+        names = ",".join(reserved_names(event.reserved)) or "none"
+        client = identify(event.peer_id) or "unknown client"
+        return f"info_hash={event.info_hash.hex()} peer_id={printable_id(event.peer_id)} ({client}) reserved=[{names}]"
+    if kind == "piece":
+        lost = f" ({event.missing} bytes not captured)" if event.missing else ""
+        return f"index={event.index} begin={event.begin} length={event.length}{lost}"
+    if kind == "extended":
+        body = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+        if len(body) > 200:
+            body = body[:200] + "…"
+        extra = f" +{event.trailing} bytes" if event.trailing else ""
+        return f"{event.ext_name or 'id ' + str(event.ext_id)} {body}{extra}"
+    if kind == "unknown":
+        return f"id={event.id} size={event.size}"
+    fields = _fields(event)
+    return " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def text_line(record: Record, first_ts: float) -> str:
+    event = record.event
+    session = record.session
+    a, b = session.sides
+    src, dst = (a.addr, b.addr) if record.side == 0 else (b.addr, a.addr)
+    if event.type == "finding":
+        what = f"!! {event.kind}: {event.detail}"
+    else:
+        what = f"{event.type} {_detail(event)}".rstrip()
+    return safe_text(f"{record.frame:>7} {record.ts - first_ts:11.6f} #{session.id:<3} {src} → {dst}  {what}")
+
+
+def write_records(records: Iterable[Record], fmt: str, out: TextIO, first_ts: Callable[[], float | None]) -> None:
+    """``first_ts`` gives the capture's first frame time once reading has begun."""
+    if fmt == "text":
+        for record in records:
+            out.write(text_line(record, first_ts() or 0.0) + "\n")
+    elif fmt == "jsonl":
+        for record in records:
+            if record.event.type != "finding":
+                out.write(json.dumps(record_dict(record), separators=(",", ":")) + "\n")
+    else:
+        out.write("[")
+        first = True
+        for record in records:
+            if record.event.type == "finding":
+                continue
+            out.write(("\n  " if first else ",\n  ") + json.dumps(record_dict(record)))
+            first = False
+        out.write("\n]\n")
+
+
+def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        json.dump([s.as_dict() for s in sessions], out, indent=2)
+        out.write("\n")
+        return
+    if fmt == "jsonl":
+        for s in sessions:
+            out.write(json.dumps(s.as_dict(), separators=(",", ":")) + "\n")
+        return
+    for s in sessions:
+        a, b = s.sides
+        total = {side: sum(x.messages.values()) for side, x in zip("ab", s.sides)}
+        hash_text = s.info_hash.hex() if s.info_hash else "-"
+        kind = "encrypted (MSE/PE)" if s.encrypted else "plaintext"
+        lines = [
+            f"#{s.id} {s.transport} {a.addr} → {b.addr} {kind} {s.state} "
+            f"{s.end - s.start:.3f}s info_hash={hash_text}",
+        ]
+        for label, side in zip("ab", s.sides):
+            client = side.client or ("-" if side.peer_id is None else "unknown client")
+            lines.append(
+                f"    {label}: {side.addr} {client}  {total[label]} messages, "
+                f"{side.payload_bytes} payload bytes, {side.stream_bytes} stream bytes"
+            )
+        for f in s.findings:
+            lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind}: {f.detail}")
+        out.write("".join(safe_text(line) + "\n" for line in lines))

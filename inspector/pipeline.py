@@ -1,0 +1,345 @@
+"""From frames to peer-wire records: the flow table, BitTorrent detection, sessions.
+
+Everything per connection is decided once, when the flow is classified, so the
+per-packet path is a dict lookup, the reassembler and the parser. Memory stays
+bounded: flows are evicted when idle or closed, out-of-order bytes are capped per
+direction, and piece payloads are never held.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from . import events as ev
+from .capfile import CaptureFile
+from .frames import decode, format_addr
+from .session import Session
+from .tcp import ACK, FIN, RST, SYN, TcpDirection
+from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
+from .utp import parse as parse_utp
+from .wire import HANDSHAKE_PREFIX
+
+PROBE, BITTORRENT, ENCRYPTED, OTHER, DONE = range(5)
+
+MSE_MIN_BYTES = 96  # MSE/PE opens with a 768-bit Diffie-Hellman key: 96 random bytes
+MSE_MIN_DISTINCT = 60  # 96 random bytes show ~80 distinct values; text and headers far fewer
+SWEEP_EVERY = 4096  # frames between eviction sweeps
+IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
+CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
+MAX_FLOWS = 65536
+
+
+class Record(NamedTuple):
+    session: Session
+    side: int  # 0 = a, 1 = b
+    frame: int
+    ts: float
+    event: ev.Event
+
+
+def looks_encrypted(head: bytes) -> bool:
+    """An MSE/PE opening: enough bytes, and as varied as random data is.
+
+    TLS records (0x16 0x03) are high-entropy too after their header; they are not
+    BitTorrent and are left alone.
+    """
+    if len(head) < MSE_MIN_BYTES or head[:2] == b"\x16\x03":
+        return False
+    return len(set(head[:MSE_MIN_BYTES])) >= MSE_MIN_DISTINCT
+
+
+class Flow:
+    """One TCP connection in the table, before and after it is known to be BitTorrent."""
+
+    __slots__ = ("transport", "addrs", "dirs", "state", "probe", "session", "opener_known", "start",
+                 "last_ts", "keys", "reset")
+
+    def __init__(self, transport: str, addrs: tuple[str, str], keys: tuple[tuple, ...], opener_known: bool,
+                 ts: float) -> None:
+        self.transport = transport
+        self.addrs = addrs
+        self.keys = keys
+        self.dirs = (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
+        self.state = PROBE
+        self.probe = (bytearray(), bytearray())
+        self.session: Session | None = None
+        self.opener_known = opener_known
+        self.start = ts
+        self.last_ts = ts
+        self.reset = False
+
+
+class Decoder:
+    """Feed it frames in capture order; it appends ``Record``s to ``out``."""
+
+    def __init__(self) -> None:
+        self.flows: dict[tuple, tuple[Flow, int]] = {}
+        self.sessions: list[Session] = []
+        self.out: list[Record] = []
+        self._frames = 0
+
+    def frame(self, number: int, ts: float, linktype: int, data: bytes) -> None:
+        self._frames += 1
+        if not self._frames % SWEEP_EVERY:
+            self._sweep(ts, number)
+        pkt = decode(linktype, data)
+        if pkt is None:
+            return
+        proto, src, dst, sport, dport, seq, _ack, flags, payload, cut = pkt
+        if proto != 6:
+            if proto == 17:
+                self._datagram(src, dst, sport, dport, payload, number, ts)
+            return
+        key = (src, sport, dst, dport)
+        entry = self.flows.get(key)
+        if entry is None or (flags & (SYN | ACK) == SYN and self._reused(entry[0], seq)):
+            if not (payload or cut or flags & SYN):
+                return
+            entry = self._open(key, flags, ts, number)
+        flow, side = entry
+        flow.last_ts = ts
+        if flow.state >= OTHER:
+            return
+        direction = flow.dirs[side]
+        if flags & SYN:
+            direction.syn(seq)
+        chunks = direction.segment(seq, payload, cut, bool(flags & FIN)) if payload or cut or flags & FIN else ()
+        if chunks:
+            self._deliver(flow, side, chunks, number, ts)
+        if flags & RST:
+            flow.reset = True
+            self._close(flow, number)
+        elif flow.dirs[0].finished and flow.dirs[1].finished:
+            self._close(flow, number)
+        elif flow.session is not None:
+            flow.session.end = ts
+
+    def finish(self, number: int) -> None:
+        """End of capture: close what is still open, reporting what it was cut in."""
+        for flow, side in list(self.flows.values()):
+            if side == 0 and flow.state < OTHER:
+                self._close(flow, number)
+        self.flows.clear()
+
+    # -- flow table ------------------------------------------------------------
+
+    def _open(self, key: tuple, flags: int, ts: float, number: int) -> tuple[Flow, int]:
+        src, sport, dst, dport = key
+        old = self.flows.get(key)
+        if old is not None:
+            self._close(old[0], number)
+            self._forget(old[0])
+        if len(self.flows) >= 2 * MAX_FLOWS:
+            self._evict_oldest(number)
+        forward, backward = key, (dst, dport, src, sport)
+        # A SYN-ACK's sender is the listener: the opener is on the other end.
+        swapped = flags & (SYN | ACK) == SYN | ACK
+        if swapped:
+            forward, backward = backward, forward
+        a = format_addr(forward[0], forward[1])
+        b = format_addr(forward[2], forward[3])
+        flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts)
+        self.flows[forward] = (flow, 0)
+        self.flows[backward] = (flow, 1)
+        return self.flows[key]
+
+    @staticmethod
+    def _reused(flow: Flow, seq: int) -> bool:
+        """A fresh SYN on a 4-tuple that already carried a connection starts a new one."""
+        first = flow.dirs[0]
+        return flow.state == DONE or first.next_seq is None or (first.offset > 0 and (seq + 1) & 0xFFFFFFFF != first.next_seq)
+
+    def _forget(self, flow: Flow) -> None:
+        for key in flow.keys:
+            if self.flows.get(key, (None,))[0] is flow:
+                del self.flows[key]
+
+    def _sweep(self, now: float, number: int) -> None:
+        for flow, side in list(self.flows.values()):
+            if side:
+                continue
+            idle = now - flow.last_ts
+            if flow.state >= OTHER and idle > CLOSED_LINGER or idle > IDLE_TIMEOUT:
+                if flow.state < OTHER:
+                    self._close(flow, number, state="idle")
+                self._forget(flow)
+
+    def _evict_oldest(self, number: int) -> None:
+        oldest = min((f for f, side in self.flows.values() if side == 0), key=lambda f: f.last_ts)
+        if oldest.state < OTHER:
+            self._close(oldest, number, state="evicted")
+        self._forget(oldest)
+
+    def _datagram(self, src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, number: int,
+                  ts: float) -> None:
+        """A UDP datagram: decoded only if it is uTP, which carries peer connections too."""
+        packet = parse_utp(payload)
+        if packet is None:
+            return
+        kind, cid, seq, _ack, data = packet
+        entry = self.flows.get((src, sport, dst, dport, cid))
+        if entry is None or kind == ST_SYN and entry[0].state == DONE:
+            if kind == ST_SYN:
+                entry = self._open_utp(src, sport, dst, dport, cid, True, ts, number)
+            elif kind == ST_DATA and data:
+                entry = self._open_utp(src, sport, dst, dport, cid, False, ts, number)
+            else:
+                return
+        flow, side = entry
+        flow.last_ts = ts
+        if flow.state >= OTHER:
+            return
+        direction = flow.dirs[side]
+        if kind == ST_STATE:
+            # The responder's first packet is the STATE answering the SYN; it names
+            # the responder's first sequence number.
+            if side == 1 and direction.next_seq is None and flow.opener_known:
+                direction.accept(seq)
+            return
+        chunks = direction.segment(kind, seq, data)
+        if chunks:
+            self._deliver(flow, side, chunks, number, ts)
+        if kind == ST_RESET:
+            flow.reset = True
+            self._close(flow, number)
+        elif kind == ST_FIN and flow.dirs[0].finished and flow.dirs[1].finished:
+            self._close(flow, number)
+        elif flow.session is not None:
+            flow.session.end = ts
+
+    def _open_utp(self, src: bytes, sport: int, dst: bytes, dport: int, cid: int, syn: bool, ts: float,
+                  number: int) -> tuple[Flow, int]:
+        """Register a uTP connection under the ids each side sends with (see ``inspector.utp``)."""
+        old = self.flows.get((src, sport, dst, dport, cid))
+        if old is not None:
+            self._close(old[0], number)
+            self._forget(old[0])
+        forward, backward = (src, sport, dst, dport), (dst, dport, src, sport)
+        if syn:  # the opener sends X in its SYN, X + 1 afterwards; the other side sends X
+            keys = [(*forward, cid, 0), (*forward, (cid + 1) & 0xFFFF, 0), (*backward, cid, 1)]
+        else:  # which side opened is unknown: the other side may send with our id - 1 or + 1
+            keys = [(*forward, cid, 0), (*backward, (cid - 1) & 0xFFFF, 1), (*backward, (cid + 1) & 0xFFFF, 1)]
+        flow = Flow("utp", (format_addr(src, sport), format_addr(dst, dport)),
+                    tuple(key[:5] for key in keys), syn, ts)
+        for *key, side in keys:
+            self.flows[tuple(key)] = (flow, side)
+        return self.flows[(src, sport, dst, dport, cid)]
+
+    # -- classification and decoding ---------------------------------------------
+
+    def _deliver(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+        if flow.state == PROBE:
+            self._probe(flow, side, chunks, number, ts)
+            return
+        session = flow.session
+        parser = session.parsers[side] if session.parsers else None
+        me = session.sides[side]
+        out = self.out
+        for chunk in chunks:
+            if chunk.__class__ is int:
+                if parser is None:
+                    session.note(side, number, "hole", f"{chunk} bytes not captured")
+                    continue
+                events = parser.gap(chunk)
+            else:
+                me.stream_bytes += len(chunk)
+                if parser is None:
+                    continue
+                events = parser.feed(chunk)
+            if events:
+                session.account(side, events, number)
+                for event in events:
+                    out.append(Record(session, side, number, ts, event))
+
+    def _probe(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+        """Hold a connection's first bytes until they say what it is."""
+        head = flow.probe[side]
+        for chunk in chunks:
+            if chunk.__class__ is int:
+                flow.state = OTHER  # its start is lost: nothing to recognise it by
+                return
+            head += chunk
+        prefix = HANDSHAKE_PREFIX[: len(head)]
+        if head[: len(prefix)] == prefix:
+            if len(head) < len(HANDSHAKE_PREFIX):
+                return
+            self._classify(flow, BITTORRENT, number, ts)
+        elif looks_encrypted(bytes(head)):
+            self._classify(flow, ENCRYPTED, number, ts)
+        elif len(head) >= MSE_MIN_BYTES:
+            flow.state = OTHER
+            return
+        else:
+            return
+        held = flow.probe
+        flow.probe = (bytearray(), bytearray())
+        for s in (0, 1):
+            if held[s]:
+                self._deliver(flow, s, (bytes(held[s]),), number, ts)
+
+    def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
+        flow.state = state
+        session = Session(len(self.sessions) + 1, flow.transport, *flow.addrs, opener_known=flow.opener_known,
+                          encrypted=state == ENCRYPTED, start=flow.start)
+        session.end = ts
+        if not flow.opener_known:
+            session.note(None, number, "midstream", "the connection's start was not captured")
+        flow.session = session
+        self.sessions.append(session)
+
+    def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
+        if flow.state >= OTHER:
+            return
+        for side in (0, 1):
+            leftover = flow.dirs[side].flush()
+            if leftover and flow.state != PROBE:
+                self._deliver(flow, side, leftover, number, flow.last_ts)
+        session = flow.session
+        if session is not None:
+            if session.parsers:
+                for side, parser in enumerate(session.parsers):
+                    events = parser.end()
+                    if events:
+                        session.account(side, events, number)
+                        self.out.extend(Record(session, side, number, flow.last_ts, e) for e in events)
+            session.end = flow.last_ts
+            if state:
+                session.state = state
+            elif flow.reset:
+                session.state = "reset"
+            elif flow.dirs[0].finished and flow.dirs[1].finished:
+                session.state = "closed"
+        flow.state = DONE
+
+
+class CaptureDecode:
+    """A capture file decoded lazily: iterate for records, then read ``sessions``."""
+
+    def __init__(self, path: str) -> None:
+        self.capture = CaptureFile(path)
+        self.decoder = Decoder()
+        self.first_ts: float | None = None
+
+    @property
+    def sessions(self) -> list[Session]:
+        return self.decoder.sessions
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.capture.warnings
+
+    def __iter__(self) -> Iterator[Record]:
+        decoder = self.decoder
+        out = decoder.out
+        number = 0
+        with self.capture as capture:
+            for number, (ts, linktype, data) in enumerate(capture, 1):
+                if number == 1:
+                    self.first_ts = ts
+                decoder.frame(number, ts, linktype, data)
+                if out:
+                    yield from out
+                    out.clear()
+        decoder.finish(number)
+        yield from out
+        out.clear()

@@ -1,0 +1,132 @@
+"""A session: one peer connection, its two sides, and what they said.
+
+The parser knows one direction; only the session sees both, so the checks that
+need both handshakes (info hash mismatch, a peer talking to itself) and the
+BEP 10 id naming (ids come from the *receiver's* handshake) live here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import events as ev
+from .clients import identify
+from .extensions import extension_names
+from .parser import PeerWireParser
+from .wire import reserved_names
+
+EXT_FACTS = ("v", "m", "p", "reqq", "metadata_size", "yourip")
+
+
+@dataclass(slots=True)
+class Side:
+    """What one endpoint revealed about itself."""
+
+    addr: str
+    reserved: bytes | None = None
+    info_hash: bytes | None = None
+    peer_id: bytes | None = None
+    extension: dict = field(default_factory=dict)  # the facts of its extension handshake
+    messages: dict[str, int] = field(default_factory=dict)
+    payload_bytes: int = 0  # piece block bytes sent
+    stream_bytes: int = 0  # TCP/uTP payload bytes sent
+
+    @property
+    def client(self) -> str | None:
+        return identify(self.peer_id) if self.peer_id else None
+
+    def as_dict(self) -> dict:
+        return {
+            "addr": self.addr,
+            "peer_id": self.peer_id.hex() if self.peer_id else None,
+            "client": self.client,
+            "reserved": self.reserved.hex() if self.reserved else None,
+            "extensions": reserved_names(self.reserved) if self.reserved else [],
+            "extension_handshake": self.extension,
+            "messages": dict(sorted(self.messages.items())),
+            "payload_bytes": self.payload_bytes,
+            "stream_bytes": self.stream_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFinding:
+    kind: str
+    side: str | None  # "a", "b", or None for the connection as a whole
+    frame: int
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "side": self.side, "frame": self.frame, "detail": self.detail}
+
+
+class Session:
+    """Both directions of one connection. Side 0 is ``a``: the opener, when known."""
+
+    def __init__(self, sid: int, transport: str, a: str, b: str, *, opener_known: bool,
+                 encrypted: bool, start: float) -> None:
+        self.id = sid
+        self.transport = transport
+        self.sides = (Side(a), Side(b))
+        self.opener_known = opener_known
+        self.encrypted = encrypted
+        self.start = start
+        self.end = start
+        self.state = "open"
+        self.findings: list[SessionFinding] = []
+        self.parsers = None if encrypted else (PeerWireParser(), PeerWireParser())
+
+    @property
+    def info_hash(self) -> bytes | None:
+        return self.sides[0].info_hash or self.sides[1].info_hash
+
+    def note(self, side: int | None, frame: int, kind: str, detail: str) -> None:
+        self.findings.append(SessionFinding(kind, None if side is None else "ab"[side], frame, detail))
+
+    def account(self, side: int, events: list[ev.Event], frame: int) -> None:
+        """Fold one direction's events into the session's facts and findings."""
+        me = self.sides[side]
+        for event in events:
+            kind = event.type
+            if kind == "finding":
+                self.note(side, frame, event.kind, event.detail)
+                continue
+            me.messages[kind] = me.messages.get(kind, 0) + 1
+            if kind == "piece":
+                me.payload_bytes += event.length
+            elif kind == "handshake":
+                self._handshake(side, event, frame)
+            elif kind == "extended" and event.ext_id == 0 and isinstance(event.data, dict):
+                me.extension = {k: event.data[k] for k in EXT_FACTS if k in event.data}
+                if self.parsers:
+                    # What this side names in its m dictionary is what the other sends it.
+                    self.parsers[1 - side].ext_names = extension_names(event.data)
+
+    def _handshake(self, side: int, hs: ev.Handshake, frame: int) -> None:
+        me, other = self.sides[side], self.sides[1 - side]
+        me.reserved, me.info_hash, me.peer_id = hs.reserved, hs.info_hash, hs.peer_id
+        if other.info_hash is not None and other.info_hash != hs.info_hash:
+            self.note(side, frame, "info_hash_mismatch",
+                      f"info hash {hs.info_hash.hex()} differs from the other side's {other.info_hash.hex()}")
+        if other.peer_id is not None and other.peer_id == hs.peer_id:
+            self.note(side, frame, "self_connection", f"both sides use peer id {hs.peer_id.hex()}")
+
+    def as_dict(self) -> dict:
+        a, b = self.sides
+        return {
+            "id": self.id,
+            "transport": self.transport,
+            "a": a.addr,
+            "b": b.addr,
+            "opener_known": self.opener_known,
+            "info_hash": self.info_hash.hex() if self.info_hash else None,
+            "peer_ids": {"a": a.peer_id.hex() if a.peer_id else None, "b": b.peer_id.hex() if b.peer_id else None},
+            "clients": {"a": a.client, "b": b.client},
+            "encrypted": self.encrypted,
+            "start": self.start,
+            "end": self.end,
+            "state": self.state,
+            "messages": {"a": dict(sorted(a.messages.items())), "b": dict(sorted(b.messages.items()))},
+            "payload_bytes": {"a": a.payload_bytes, "b": b.payload_bytes},
+            "sides": {"a": a.as_dict(), "b": b.as_dict()},
+            "findings": [f.as_dict() for f in self.findings],
+        }
