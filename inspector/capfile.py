@@ -119,6 +119,15 @@ class CaptureFile:
             raise CaptureError(f"{name}: {what}{kind}")
 
     def __iter__(self) -> Iterator[tuple[float, int, bytes]]:
+        for ts, linktype, buf, start, end in self._frames:
+            yield ts, linktype, buf[start:end]
+
+    def views(self) -> Iterator[tuple[float, int, bytes, int, int]]:
+        """Frames as ``(timestamp, linktype, buffer, start, end)``, not sliced out.
+
+        The hot path reads headers in place and only slices what it must; the
+        buffer is valid until the next frame is requested.
+        """
         return self._frames
 
     def __enter__(self) -> CaptureFile:
@@ -173,7 +182,7 @@ class CaptureFile:
                 f"{cut} frames were cut by the snap length" + (f" ({limits})" if limits else "")
             )
 
-    def _pcap(self, buf: bytes, name: str) -> Iterator[tuple[float, int, bytes]]:
+    def _pcap(self, buf: bytes, name: str) -> Iterator[tuple[float, int, bytes, int, int]]:
         """Records of a classic pcap file; ``buf`` holds the file's first bytes."""
         if len(buf) < _PCAP_HEAD_LEN:
             self.close()
@@ -185,7 +194,7 @@ class CaptureFile:
 
     def _pcap_records(
         self, buf: bytes, order: str, div: int, snaplen: int, linktype: int
-    ) -> Iterator[tuple[float, int, bytes]]:
+    ) -> Iterator[tuple[float, int, bytes, int, int]]:
         rec = _PCAP_REC[order].unpack_from
         more = self._more
         pos, n, base = _PCAP_HEAD_LEN, len(buf), 0  # base: file offset of buf[0]
@@ -201,7 +210,7 @@ class CaptureFile:
                         self.frame_count = count
                         if incl < orig:
                             cut += 1
-                        yield (sec * div + frac) / div, linktype, buf[start:end]
+                        yield (sec * div + frac) / div, linktype, buf, start, end
                         pos = end
                         continue
                     if incl > MAX_BLOCK:
@@ -221,7 +230,7 @@ class CaptureFile:
         finally:
             self._snap_summary(cut, {snaplen})
 
-    def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes]]:
+    def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes, int, int]]:
         """Packets of a pcapng file, section by section; ``buf`` holds its first bytes."""
         more = self._more
         pos, n, base = 0, len(buf), 0  # base: file offset of buf[0]
@@ -278,7 +287,6 @@ class CaptureFile:
                             linktype, div, offset, _snap = ifaces[ifid]
                             ts = ((hi << 32 | lo) + offset) / div
                             start = pos + 28
-                            data = buf[start : start + incl]
                         elif btype == _SPB:
                             if not ifaces:
                                 self._damaged(
@@ -289,7 +297,7 @@ class CaptureFile:
                             linktype, _div, _offset, snap = ifaces[0]
                             orig = ifid  # an SPB holds only the original length
                             incl = min(orig, blen - 16, snap or orig)
-                            data = buf[pos + 12 : pos + 12 + incl]
+                            start = pos + 12
                         else:
                             if btype == _IDB:
                                 if blen < 20:
@@ -306,7 +314,7 @@ class CaptureFile:
                         self.frame_count = count
                         if incl < orig:
                             cut += 1
-                        yield ts, linktype, data
+                        yield ts, linktype, buf, start, start + incl
                         pos = end
                         continue
                     needed = blen

@@ -69,20 +69,33 @@ def decode(linktype: int, data: bytes) -> tuple | None:
     UDP ``missing`` counts the rest from the UDP length (TCP's sequence numbers
     already show the gap).
     """
-    # Fast path for the overwhelmingly common frame, Ethernet + IPv4 without
-    # options + TCP, in one unpack; everything else, and every frame this path
-    # has doubts about, goes to the general decoder, which this path must agree with.
-    if linktype == 1 and len(data) >= 54:
-        etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offset_flags = _ETH_IP4_TCP(data)
-        if etype == _ETH_IP4 and vihl == 0x45 and proto == TCP and not frag & 0x1FFF and total >= 40:
-            ip_end = 14 + total
-            start = 34 + ((offset_flags >> 10) & 0x3C)
-            cap = len(data)
-            if ip_end < cap:
-                cap = ip_end
-            if 54 <= start <= cap:
-                return TCP, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, data[start:cap], ip_end - cap
+    if linktype == 1:
+        head = eth_ipv4_tcp(data, 0, len(data))
+        if head is not None:
+            (src, sport, dst, dport), seq, ack, flags, start, cap, missing = head
+            return TCP, src, dst, sport, dport, seq, ack, flags, data[start:cap], missing
     return _decode(linktype, data)
+
+
+def eth_ipv4_tcp(buf: bytes, begin: int, end: int) -> tuple | None:
+    """The overwhelmingly common frame, Ethernet + IPv4 without options + TCP, in one unpack.
+
+    Reads the headers in place (no slicing) and returns ``((src, sport, dst, dport),
+    seq, ack, flags, payload_start, payload_end, missing)`` with offsets into
+    ``buf`` (the first item is the flow key the pipeline looks up); None for every other frame and every frame it has doubts about, which
+    the general decoder then handles (and this path must agree with).
+    """
+    if end - begin < 54:
+        return None
+    etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offset_flags = _ETH_IP4_TCP(buf, begin)
+    if etype != _ETH_IP4 or vihl != 0x45 or proto != TCP or frag & 0x1FFF or total < 40:
+        return None
+    ip_end = begin + 14 + total
+    start = begin + 34 + ((offset_flags >> 10) & 0x3C)
+    cap = ip_end if ip_end < end else end
+    if not begin + 54 <= start <= cap:
+        return None
+    return (src, sport, dst, dport), seq, ack, offset_flags & 0x1FF, start, cap, ip_end - cap
 
 
 def _decode(linktype: int, data: bytes) -> tuple | None:

@@ -89,6 +89,18 @@ class PeerWireParser:
                 return out
         return out
 
+    def skip_payload(self, size: int) -> bool:
+        """Count ``size`` bytes past if they fall strictly inside a piece payload.
+
+        The bulk of any transfer is such bytes; the capture pipeline's fast path
+        offers them here without slicing them out, and falls back to ``feed`` when
+        this says no.
+        """
+        if self._skip > size:
+            self._skip -= size
+            return True
+        return False
+
     def gap(self, missing: int) -> list[ev.Event]:
         """``missing`` bytes of the stream were not captured.
 

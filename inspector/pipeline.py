@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
-from .frames import decode, format_addr
+from .frames import decode, eth_ipv4_tcp, format_addr
 from .session import Session
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
@@ -27,6 +27,7 @@ SWEEP_EVERY = 4096  # frames between eviction sweeps
 IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
 MAX_FLOWS = 65536
+_CONTROL = SYN | FIN | RST
 
 
 class Record(NamedTuple):
@@ -76,12 +77,39 @@ class Decoder:
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
-        self._frames = 0
+
+    def fast_tcp(self, head: tuple, ts: float) -> bool:
+        """Take the bulk of a transfer without slicing: bare ACKs, and in-order segments
+        that land strictly inside a piece payload (or inside an encrypted stream).
+
+        ``head`` is ``frames.eth_ipv4_tcp``'s answer. False means "not that kind of
+        frame": the caller passes it to ``frame``, which handles everything.
+        """
+        key, seq, _ack, flags, start, end, missing = head
+        entry = self.flows.get(key)
+        if entry is None or flags & _CONTROL or missing:
+            return False
+        flow, side = entry
+        size = end - start
+        if not size:
+            flow.last_ts = ts
+            return True
+        state = flow.state
+        if state != BITTORRENT and state != ENCRYPTED:
+            return False
+        direction = flow.dirs[side]
+        if seq != direction.next_seq or direction.pending:
+            return False
+        session = flow.session
+        if state == BITTORRENT and not session.parsers[side].skip_payload(size):
+            return False
+        direction.consume(size)
+        session.sides[side].stream_bytes += size
+        session.end = flow.last_ts = ts
+        return True
 
     def frame(self, number: int, ts: float, linktype: int, data: bytes) -> None:
-        self._frames += 1
-        if not self._frames % SWEEP_EVERY:
-            self._sweep(ts, number)
+        """Any frame, in capture order."""
         pkt = decode(linktype, data)
         if pkt is None:
             return
@@ -154,7 +182,8 @@ class Decoder:
             if self.flows.get(key, (None,))[0] is flow:
                 del self.flows[key]
 
-    def _sweep(self, now: float, number: int) -> None:
+    def sweep(self, now: float, number: int) -> None:
+        """Close idle flows and forget closed ones; the driver calls it every ``SWEEP_EVERY`` frames."""
         for flow, side in list(self.flows.values()):
             if side:
                 continue
@@ -331,12 +360,19 @@ class CaptureDecode:
     def __iter__(self) -> Iterator[Record]:
         decoder = self.decoder
         out = decoder.out
+        fast_tcp, frame = decoder.fast_tcp, decoder.frame
         number = 0
         with self.capture as capture:
-            for number, (ts, linktype, data) in enumerate(capture, 1):
-                if number == 1:
+            for number, (ts, linktype, buf, start, end) in enumerate(capture.views(), 1):
+                if not number % SWEEP_EVERY:
+                    decoder.sweep(ts, number)
+                if linktype == 1:
+                    head = eth_ipv4_tcp(buf, start, end)
+                    if head is not None and fast_tcp(head, ts):
+                        continue
+                if self.first_ts is None:
                     self.first_ts = ts
-                decoder.frame(number, ts, linktype, data)
+                frame(number, ts, linktype, buf[start:end])
                 if out:
                     yield from out
                     out.clear()

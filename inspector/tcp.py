@@ -51,6 +51,11 @@ class TcpDirection:
     def finished(self) -> bool:
         return self.fin_offset is not None and self.offset >= self.fin_offset and not self.pending
 
+    def consume(self, size: int) -> None:
+        """The caller took the segment at ``next_seq`` itself (nothing was pending)."""
+        self.next_seq = (self.next_seq + size) & SEQ_MASK  # type: ignore[operator]
+        self.offset += size
+
     def syn(self, seq: int) -> None:
         if self.next_seq is None:
             self.next_seq = (seq + 1) & SEQ_MASK
