@@ -49,6 +49,11 @@ _FRAG6 = struct.Struct(">BxH").unpack_from  # next header, offset+flags
 _TCP = struct.Struct(">HHIIH").unpack_from  # ports, seq, ack, offset+flags
 _UDP = struct.Struct(">HHH").unpack_from  # ports, length
 _ETH_IP4_TCP = struct.Struct(">12xHBxHxxHxB2x4s4sHHIIH").unpack_from  # ethertype, then _IP4, then _TCP
+# What the capture pipeline's hot path needs from Ethernet + IPv4 (no options) + TCP,
+# read in place: ethertype, version+IHL, total length, fragment field, protocol,
+# sequence number, offset+flags. Addresses and ports (bytes 26-38) are its flow key.
+ETH_IP4_TCP_HOT = struct.Struct(">12xHBxH2xHxB2x12xI4xH").unpack_from
+ETH_IP4_ADDRS = slice(26, 38)
 _IP6_EXT = frozenset((0, 43, 60, 51))  # hop-by-hop, routing, destination options, AH
 
 

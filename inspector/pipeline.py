@@ -7,12 +7,13 @@ direction, and piece payloads are never held.
 """
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
-from .frames import decode, eth_ipv4_tcp, format_addr
+from .frames import ETH_IP4_TCP_HOT, decode, format_addr
 from .session import Session
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
@@ -28,6 +29,7 @@ IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
 MAX_FLOWS = 65536
 _CONTROL = SYN | FIN | RST
+_PORTS = struct.Struct(">HH")
 
 
 class Record(NamedTuple):
@@ -75,22 +77,32 @@ class Decoder:
 
     def __init__(self) -> None:
         self.flows: dict[tuple, tuple[Flow, int]] = {}
+        # The same IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports)
+        # for ``hot_frame``.
+        self.hot: dict[bytes, tuple[Flow, int]] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
 
-    def fast_tcp(self, head: tuple, ts: float) -> bool:
-        """Take the bulk of a transfer without slicing: bare ACKs, and in-order segments
-        that land strictly inside a piece payload (or inside an encrypted stream).
+    def hot_frame(self, number: int, buf: bytes, begin: int, end: int, ts: float) -> bool:
+        """Take the bulk of a transfer in place: in-order segments and bare ACKs of
+        Ethernet/IPv4/TCP connections already known to be BitTorrent or encrypted.
 
-        ``head`` is ``frames.eth_ipv4_tcp``'s answer. False means "not that kind of
-        frame": the caller passes it to ``frame``, which handles everything.
+        Nothing is sliced but the 12 address and port bytes that key the flow, and
+        the payload only when it ends something (a message, not a piece's middle).
+        False means "not that kind of frame": the caller passes it to ``frame``,
+        which handles everything (SYN, FIN, RST, reordering, new flows, snap cuts).
         """
-        key, seq, _ack, flags, start, end, missing = head
-        entry = self.flows.get(key)
-        if entry is None or flags & _CONTROL or missing:
+        entry = self.hot.get(buf[begin + 26 : begin + 38])
+        if entry is None or end - begin < 54:
+            return False
+        etype, vihl, total, frag, proto, seq, offset_flags = ETH_IP4_TCP_HOT(buf, begin)
+        if etype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x1FFF or offset_flags & _CONTROL:
+            return False
+        size = total - 20 - ((offset_flags >> 10) & 0x3C)
+        ip_end = begin + 14 + total
+        if size < 0 or ip_end > end:  # odd, or cut by the snap length
             return False
         flow, side = entry
-        size = end - start
         if not size:
             flow.last_ts = ts
             return True
@@ -100,11 +112,12 @@ class Decoder:
         direction = flow.dirs[side]
         if seq != direction.next_seq or direction.pending:
             return False
-        session = flow.session
-        if state == BITTORRENT and not session.parsers[side].skip_payload(size):
-            return False
         direction.consume(size)
-        session.sides[side].stream_bytes += size
+        session = flow.session
+        if state == ENCRYPTED or session.parsers[side].skip_payload(size):
+            session.sides[side].stream_bytes += size
+        else:
+            self._deliver(flow, side, (buf[ip_end - size : ip_end],), number, ts)
         session.end = flow.last_ts = ts
         return True
 
@@ -148,6 +161,7 @@ class Decoder:
             if side == 0 and flow.state < OTHER:
                 self._close(flow, number)
         self.flows.clear()
+        self.hot.clear()
 
     # -- flow table ------------------------------------------------------------
 
@@ -169,6 +183,11 @@ class Decoder:
         flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts)
         self.flows[forward] = (flow, 0)
         self.flows[backward] = (flow, 1)
+        if len(src) == 4:
+            wire = [s + d + _PORTS.pack(sp, dp) for s, sp, d, dp in (forward, backward)]
+            self.hot[wire[0]] = (flow, 0)
+            self.hot[wire[1]] = (flow, 1)
+            flow.keys += tuple(wire)
         return self.flows[key]
 
     @staticmethod
@@ -179,8 +198,9 @@ class Decoder:
 
     def _forget(self, flow: Flow) -> None:
         for key in flow.keys:
-            if self.flows.get(key, (None,))[0] is flow:
-                del self.flows[key]
+            table = self.hot if key.__class__ is bytes else self.flows
+            if table.get(key, (None,))[0] is flow:
+                del table[key]
 
     def sweep(self, now: float, number: int) -> None:
         """Close idle flows and forget closed ones; the driver calls it every ``SWEEP_EVERY`` frames."""
@@ -360,16 +380,14 @@ class CaptureDecode:
     def __iter__(self) -> Iterator[Record]:
         decoder = self.decoder
         out = decoder.out
-        fast_tcp, frame = decoder.fast_tcp, decoder.frame
+        hot_frame, frame = decoder.hot_frame, decoder.frame
         number = 0
         with self.capture as capture:
             for number, (ts, linktype, buf, start, end) in enumerate(capture.views(), 1):
                 if not number % SWEEP_EVERY:
                     decoder.sweep(ts, number)
-                if linktype == 1:
-                    head = eth_ipv4_tcp(buf, start, end)
-                    if head is not None and fast_tcp(head, ts):
-                        continue
+                if linktype == 1 and hot_frame(number, buf, start, end, ts):
+                    continue
                 if self.first_ts is None:
                     self.first_ts = ts
                 frame(number, ts, linktype, buf[start:end])
