@@ -105,6 +105,8 @@ class Decoder:
         flow, side = entry
         if not size:
             flow.last_ts = ts
+            if flow.session is not None:
+                flow.session.end = ts
             return True
         state = flow.state
         if state != BITTORRENT and state != ENCRYPTED:
@@ -139,6 +141,8 @@ class Decoder:
             entry = self._open(key, flags, ts, number)
         flow, side = entry
         flow.last_ts = ts
+        if flow.session is not None:
+            flow.session.end = ts  # the connection lasts until its last packet, final ACK included
         if flow.state >= OTHER:
             return
         direction = flow.dirs[side]
@@ -152,8 +156,6 @@ class Decoder:
             self._close(flow, number)
         elif flow.dirs[0].finished and flow.dirs[1].finished:
             self._close(flow, number)
-        elif flow.session is not None:
-            flow.session.end = ts
 
     def finish(self, number: int) -> None:
         """End of capture: close what is still open, reporting what it was cut in."""
