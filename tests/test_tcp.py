@@ -1,0 +1,303 @@
+"""TcpDirection: reassembly order, retransmissions, overlaps, wrap, holes, FIN, and a
+property test over random segmentations, permutations and duplicates."""
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from inspector.tcp import TcpDirection
+
+WRAP = 1 << 32
+
+
+def joined(chunks) -> bytes:
+    assert not any(isinstance(c, int) for c in chunks), chunks
+    return b"".join(bytes(c) for c in chunks)
+
+
+def nonempty(chunks) -> list:
+    """Chunks as a list, without empty byte strings (they carry nothing)."""
+    return [c if isinstance(c, int) else bytes(c) for c in chunks if isinstance(c, int) or len(c)]
+
+
+def opened(isn: int = 1000, **kw) -> TcpDirection:
+    d = TcpDirection(**kw)
+    d.syn(isn)
+    return d
+
+
+# ---------------------------------------------------------------- order
+
+
+def test_in_order():
+    d = opened(1000)
+    assert nonempty(d.segment(1001, b"abc")) == [b"abc"]
+    assert nonempty(d.segment(1004, b"defg")) == [b"defg"]
+    assert d.offset == 7 and d.next_seq == 1008
+    assert not d.midstream
+    assert (d.retransmissions, d.overlaps, d.holes, d.pending_bytes) == (0, 0, 0, 0)
+
+
+def test_out_of_order_later_segment_first():
+    d = opened(0)
+    assert nonempty(d.segment(4, b"def")) == []
+    assert d.pending_bytes == 3
+    assert nonempty(d.segment(1, b"abc")) == [b"abc", b"def"]
+    assert d.pending_bytes == 0 and not d.pending and d.offset == 6
+    assert nonempty(d.segment(7, b"g")) == [b"g"]
+
+
+def test_out_of_order_reverse_of_many():
+    d = opened(0)
+    parts = [b"aa", b"bbb", b"c", b"dddd", b"ee"]
+    offsets = [1, 3, 6, 7, 11]
+    out = []
+    for seq, part in reversed(list(zip(offsets, parts))):
+        out += nonempty(d.segment(seq, part))
+    assert b"".join(out) == b"".join(parts)
+    assert out[0] == b"aa"
+    assert d.holes == 0 and d.retransmissions == 0
+
+
+def test_ack_without_payload_delivers_nothing():
+    d = opened(0)
+    assert nonempty(d.segment(1, b"")) == []
+    assert d.offset == 0 and d.next_seq == 1
+
+
+# ---------------------------------------------------------------- duplicates and overlaps
+
+
+def test_retransmission_dropped_and_counted():
+    d = opened(0)
+    d.segment(1, b"hello")
+    assert nonempty(d.segment(1, b"hello")) == []
+    assert d.retransmissions == 1
+    assert nonempty(d.segment(3, b"ll")) == []  # wholly inside delivered bytes
+    assert d.retransmissions == 2
+    assert d.offset == 5
+    assert nonempty(d.segment(6, b"!")) == [b"!"]
+
+
+def test_duplicate_of_buffered_segment_delivered_once():
+    d = opened(0)
+    d.segment(4, b"def")
+    d.segment(4, b"def")
+    assert nonempty(d.segment(1, b"abc")) == [b"abc", b"def"]
+    assert d.retransmissions == 1 and d.offset == 6 and d.pending_bytes == 0
+
+
+def test_overlap_with_delivered_bytes_first_copy_wins():
+    d = opened(0)
+    assert nonempty(d.segment(1, b"0123456789")) == [b"0123456789"]
+    # offsets 5..16: the first five overlap with DIFFERENT bytes
+    assert nonempty(d.segment(6, b"XXXXXabcdef")) == [b"abcdef"]
+    assert d.overlaps == 1 and d.offset == 16
+
+
+def test_overlap_with_buffered_bytes_first_copy_wins():
+    """Both copies wait for a gap; the one that arrived first supplies the overlap."""
+    d = opened(0)
+    d.segment(11, b"AAAAAAAAAA")  # offsets 10..20, arrives first
+    d.segment(6, b"BBBBBBBBBB")  # offsets 5..15, arrives second, overlaps 10..15
+    out = joined(d.segment(1, b"01234"))
+    assert out == b"01234" + b"BBBBB" + b"AAAAAAAAAA"
+
+
+def test_buffered_segment_overlapping_the_filler():
+    d = opened(0)
+    d.segment(4, b"DEFGH")  # offsets 3..8
+    out = joined(d.segment(1, b"abcdef"))  # offsets 0..6, delivered first: it wins
+    assert out == b"abcdefGH"
+    assert d.overlaps == 1
+
+
+# ---------------------------------------------------------------- sequence space
+
+
+def test_wrap_past_2_32():
+    isn = WRAP - 3
+    d = opened(isn)
+    assert d.next_seq == WRAP - 2
+    assert nonempty(d.segment(WRAP - 2, b"abcd")) == [b"abcd"]
+    assert d.next_seq == 2
+    assert nonempty(d.segment(2, b"efg")) == [b"efg"]
+    assert nonempty(d.segment(WRAP - 1, b"bcd")) == []  # retransmission from before the wrap
+    assert d.retransmissions == 1 and d.offset == 7
+
+
+def test_out_of_order_across_wrap():
+    d = opened(WRAP - 5)  # first byte at WRAP - 4
+    assert nonempty(d.segment(2, b"EFG")) == []  # stream offset 6
+    assert nonempty(d.segment(0, b"CD")) == []  # stream offset 4
+    assert nonempty(d.segment(WRAP - 4, b"abAB")) == [b"abAB", b"CD", b"EFG"]
+    assert d.holes == 0 and d.offset == 9 and d.next_seq == 5
+
+
+def test_syn_then_data_at_isn_plus_one():
+    d = TcpDirection()
+    d.syn(0xFFFFFFFF)
+    assert d.next_seq == 0
+    assert nonempty(d.segment(0, b"first")) == [b"first"]
+    d.syn(0xFFFFFFFF)  # a retransmitted SYN changes nothing
+    assert nonempty(d.segment(5, b"second")) == [b"second"]
+    assert not d.midstream
+
+
+def test_missing_start_begins_at_first_segment():
+    d = TcpDirection()
+    assert nonempty(d.segment(5000, b"")) == []  # a bare ACK does not fix the start
+    assert d.next_seq is None
+    assert nonempty(d.segment(7000, b"xyz")) == [b"xyz"]
+    assert d.midstream and d.offset == 3
+    assert nonempty(d.segment(7003, b"uvw")) == [b"uvw"]
+    assert nonempty(d.segment(6990, b"0123456789")) == []  # from before the capture
+    assert d.offset == 6 and d.holes == 0
+
+
+# ---------------------------------------------------------------- holes
+
+
+def test_far_ahead_segment_waits_until_flush():
+    d = opened(0)
+    d.segment(1, b"ab")
+    assert nonempty(d.segment(1 + 100_000, b"zz")) == []
+    assert d.pending_bytes == 2
+    assert nonempty(d.flush()) == [100_000 - 2, b"zz"]
+    assert (d.holes, d.hole_bytes) == (1, 100_000 - 2)
+    assert d.offset == 100_002 and not d.pending
+    assert nonempty(d.segment(1 + 100_002, b"next")) == [b"next"]
+    assert nonempty(d.segment(3, b"late")) == []  # the hole's bytes come too late
+    assert d.offset == 100_006
+
+
+def test_hole_across_wrap():
+    d = opened(WRAP - 11)  # first byte at WRAP - 10
+    d.segment(WRAP - 10, b"abc")
+    assert nonempty(d.segment(5, b"xyz")) == []  # stream offset 15
+    assert nonempty(d.flush()) == [12, b"xyz"]
+    assert d.next_seq == 8
+    assert nonempty(d.segment(8, b"more")) == [b"more"]
+
+
+def test_flush_with_nothing_pending_is_empty():
+    d = opened(0)
+    d.segment(1, b"abc")
+    assert nonempty(d.flush()) == []
+    assert d.holes == 0
+
+
+def test_max_pending_exceeded_reports_hole_and_resumes():
+    d = opened(0, max_pending=10)
+    assert nonempty(d.segment(1, b"hello")) == [b"hello"]  # offsets 0..5
+    assert nonempty(d.segment(11, b"BBBBBB")) == []  # offsets 10..16, 6 bytes held
+    out = nonempty(d.segment(21, b"CCCCCC"))  # offsets 20..26, 12 bytes held > 10
+    assert out == [5, b"BBBBBB", 4, b"CCCCCC"]
+    assert (d.holes, d.hole_bytes) == (2, 9)
+    assert d.pending_bytes == 0 and d.offset == 26
+    assert nonempty(d.segment(27, b"D")) == [b"D"]
+
+
+def test_under_max_pending_keeps_waiting():
+    d = opened(0, max_pending=10)
+    d.segment(1, b"x")
+    assert nonempty(d.segment(11, b"0123456789")) == []  # exactly the bound: still waiting
+    assert d.holes == 0
+    assert nonempty(d.segment(2, b"yyyyyyyyy")) == [b"yyyyyyyyy", b"0123456789"]
+
+
+def test_snap_length_cut_in_order():
+    d = opened(0)
+    assert nonempty(d.segment(1, b"abc", cut=5)) == [b"abc", 5]
+    assert (d.holes, d.hole_bytes, d.offset) == (1, 5, 8)
+    assert nonempty(d.segment(9, b"next")) == [b"next"]
+
+
+def test_snap_length_cut_buffered():
+    d = opened(0)
+    assert nonempty(d.segment(4, b"de", cut=3)) == []
+    assert nonempty(d.segment(1, b"abc")) == [b"abc", b"de", 3]
+    assert d.offset == 8
+    assert nonempty(d.segment(9, b"f")) == [b"f"]
+
+
+def test_cut_with_no_captured_payload():
+    d = opened(0)
+    assert nonempty(d.segment(1, b"", cut=10)) == [10]
+    assert nonempty(d.segment(11, b"z")) == [b"z"]
+
+
+# ---------------------------------------------------------------- FIN
+
+
+def test_fin_in_order():
+    d = opened(0)
+    d.segment(1, b"hello")
+    assert not d.finished
+    assert nonempty(d.segment(6, b"", fin=True)) == []
+    assert d.finished
+
+
+def test_fin_with_data():
+    d = opened(0)
+    assert nonempty(d.segment(1, b"bye", fin=True)) == [b"bye"]
+    assert d.finished
+
+
+def test_fin_only_after_all_bytes_up_to_it():
+    d = opened(0)
+    assert nonempty(d.segment(6, b"world", fin=True)) == []
+    assert not d.finished
+    d.segment(1, b"he")
+    assert not d.finished
+    assert nonempty(d.segment(3, b"llo")) == [b"llo", b"world"]
+    assert d.finished
+
+
+def test_fin_ahead_of_lost_bytes_flush_reports_them():
+    """A bare FIN after bytes that were never captured: at the end those bytes are a
+    hole, not silently dropped, and the direction counts as finished."""
+    d = opened(0)
+    d.segment(1, b"abc")
+    assert nonempty(d.segment(11, b"", fin=True)) == []  # offsets 3..10 lost
+    assert not d.finished
+    assert nonempty(d.flush()) == [7]
+    assert d.hole_bytes == 7 and d.finished
+
+
+def test_retransmitted_fin_keeps_first_offset():
+    d = opened(0)
+    d.segment(1, b"abc", fin=True)
+    d.segment(1, b"abc", fin=True)
+    assert d.finished and d.fin_offset == 3
+
+
+# ---------------------------------------------------------------- property
+
+
+@st.composite
+def segmented(draw):
+    data = draw(st.binary(min_size=1, max_size=400))
+    isn = draw(st.integers(0, WRAP - 1))
+    cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=15)) if len(data) > 1 else []))
+    bounds = [0, *cuts, len(data)]
+    segments = list(zip(bounds, bounds[1:]))
+    # duplicates: whole copies and arbitrary sub-ranges of the same bytes
+    extra = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 60)), max_size=6))
+    segments += [(a, min(len(data), a + n)) for a, n in extra]
+    segments += draw(st.lists(st.sampled_from(segments), max_size=4))
+    order = draw(st.permutations(segments))
+    return data, isn, order
+
+
+@settings(max_examples=300, deadline=None)
+@given(segmented())
+def test_any_segmentation_and_order_reassembles(case):
+    data, isn, order = case
+    d = opened(isn)
+    out = []
+    for a, b in order:
+        out += d.segment((isn + 1 + a) & (WRAP - 1), data[a:b])
+    out += d.flush()
+    assert joined(out) == data
+    assert d.offset == len(data) and d.holes == 0 and not d.pending
