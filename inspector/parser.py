@@ -110,13 +110,20 @@ class PeerWireParser:
         out: list[ev.Event] = []
         if self.stopped:
             return out
-        if self._skip >= missing:
-            self._skip -= missing
-            self._piece_missing += missing
+        if missing < 0:
+            self._stop(out, "hole", "bytes not captured (count unknown); framing lost, decoding of this direction stopped")
+            return out
+        if self._skip:
+            inside = min(self._skip, missing)
+            self._skip -= inside
+            self._piece_missing += inside
             if not self._skip:
                 self._finish_piece(out)
-            out.append(ev.Finding("hole", f"{missing} bytes not captured inside a piece payload"))
-        elif not self._buf and self._step == self._read_length:
+            if inside == missing:
+                out.append(ev.Finding("hole", f"{missing} bytes not captured inside a piece payload"))
+                return out
+            missing -= inside  # the rest of the gap follows the end of the message
+        if not self._buf and self._step == self._read_length:
             out.append(ev.Finding("hole", f"{missing} bytes not captured between messages; messages in them are lost"))
         else:
             self._stop(out, "hole", f"{missing} bytes not captured mid-message; framing lost, decoding of this direction stopped")
@@ -127,9 +134,11 @@ class PeerWireParser:
         out: list[ev.Event] = []
         if self.stopped:
             return out
-        if self._skip:
-            index, begin, length = self._piece or (0, 0, 0)
+        if self._skip and self._piece is not None:
+            index, begin, length = self._piece
             self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of piece {index}:{begin} ({length} bytes)")
+        elif self._skip:
+            self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of an oversized message")
         elif self._buf or self._step not in (self._read_length, self._read_protocol_length):
             self._stop(out, "truncated", f"stream ended inside a message ({len(self._buf)} of its bytes seen)")
         return out

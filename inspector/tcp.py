@@ -100,14 +100,23 @@ class TcpDirection:
                 payload = payload[behind:]
             return self.segment(nxt, payload, cut)
         if size:
-            heapq.heappush(self.pending, (self.offset + delta, self._order, payload, cut))
-            self._order += 1
-            self.pending_bytes += size
+            self._hold(self.offset + delta, payload, cut)
             if self.pending_bytes > self.max_pending:
-                return self.flush()
+                return self._give_up()
         return ()
 
     def flush(self) -> list[Chunk]:
+        """The stream ends: the bytes missing before the buffered segments, and before
+        a FIN already seen, become holes."""
+        out = self._give_up()
+        if self.fin_offset is not None and self.fin_offset > self.offset:
+            missing = self.fin_offset - self.offset
+            out.append(missing)
+            self._hole(missing)
+            self._advance(missing)
+        return out
+
+    def _give_up(self) -> list[Chunk]:
         """Give up on the bytes missing before the buffered segments (bound hit, or end)."""
         out: list[Chunk] = []
         while self.pending:
@@ -119,6 +128,25 @@ class TcpDirection:
                 self._advance(missing)
             self._drain(out)
         return out
+
+    def _hold(self, start: int, payload: bytes | memoryview, cut: int) -> None:
+        """Buffer a segment ahead of the stream; bytes already buffered arrived first and win."""
+        size = len(payload) + cut
+        parts = [(start, start + size)]
+        for other, _, other_payload, other_cut in self.pending:
+            other_end = other + len(other_payload) + other_cut
+            parts = [(a, b) for lo, hi in parts for a, b in ((lo, min(hi, other)), (max(lo, other_end), hi)) if a < b]
+            if not parts:
+                self.retransmissions += 1
+                return
+        if parts != [(start, start + size)]:
+            self.overlaps += 1
+        for lo, hi in parts:
+            a, b = lo - start, hi - start
+            piece, piece_cut = payload[a : min(b, len(payload))], max(0, b - max(a, len(payload)))
+            heapq.heappush(self.pending, (lo, self._order, piece, piece_cut))
+            self._order += 1
+            self.pending_bytes += hi - lo
 
     def _drain(self, out: list[Chunk]) -> None:
         pending = self.pending
