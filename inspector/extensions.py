@@ -53,6 +53,8 @@ def bdecode_prefix(body: bytes) -> tuple[object, int]:
     Bencode values are prefix-free, so exactly one prefix ending in ``e`` decodes:
     trying each candidate end keeps us on the library's strict decoder.
     """
+    if body[:1] != b"d":
+        raise BencodeError("the body does not start with a bencoded dictionary")
     limit = min(len(body), MAX_DICT_PREFIX)
     end = body.find(b"e", 0, limit)
     while end != -1:

@@ -102,7 +102,7 @@ class PeerWireParser:
         return False
 
     def gap(self, missing: int) -> list[ev.Event]:
-        """``missing`` bytes of the stream were not captured.
+        """``missing`` bytes of the stream were not captured; -1: some, count unknown (uTP).
 
         Inside a piece payload this costs nothing but a count; at a message
         boundary the framing survives; anywhere else it is lost and decoding stops.
