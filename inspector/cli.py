@@ -2,6 +2,7 @@
 ``btshark read`` starts without loading Textual, pyshark or the replayer."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,9 +16,6 @@ class Failure(click.ClickException):
     """A one-line error for the user, exit code 2, never a traceback."""
 
     exit_code = 2
-
-    def show(self, file=None) -> None:  # type: ignore[override]
-        click.echo(f"btshark: error: {self.message}", err=True)
 
 
 def _warn(lines: list[str]) -> None:
@@ -65,6 +63,9 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
             write_records(records, fmt, sys.stdout, lambda: decode.first_ts)
     except CaptureError as exc:
         raise Failure(str(exc)) from None
+    except BrokenPipeError:
+        # Output piped into head and the like: stop quietly, exit 0, as tshark does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         _warn(decode.warnings)
 
@@ -109,11 +110,13 @@ def verify(capture: str, verbose: bool) -> None:
 
 
 def main() -> None:
+    """Entry point: one-line errors, tshark's exit codes, no tracebacks for the expected."""
     try:
-        cli.main(prog_name="btshark", standalone_mode=True)
-    except BrokenPipeError:
-        # Output piped into head and the like: stop quietly, as tshark does.
-        sys.stderr.close()
-        sys.exit(0)
-    except KeyboardInterrupt:
+        cli.main(prog_name="btshark", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as exc:  # bad options and arguments, and our Failure
+        click.echo(f"btshark: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         sys.exit(130)

@@ -229,6 +229,10 @@ class Decoder:
             return
         kind, cid, seq, _ack, data = packet
         entry = self.flows.get((src, sport, dst, dport, cid))
+        if entry is None and kind == ST_RESET:
+            # A reset may carry either of the connection's ids (see inspector.utp).
+            entry = (self.flows.get((src, sport, dst, dport, (cid - 1) & 0xFFFF))
+                     or self.flows.get((src, sport, dst, dport, (cid + 1) & 0xFFFF)))
         if entry is None or kind == ST_SYN and entry[0].state == DONE:
             if kind == ST_SYN:
                 entry = self._open_utp(src, sport, dst, dport, cid, True, ts, number)

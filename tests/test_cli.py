@@ -427,8 +427,8 @@ def test_piping_into_head_is_quiet(big_capture, fmt):
     run = subprocess.run(["bash", "-c", cmd, "_", str(big_capture)], capture_output=True, timeout=60)
     assert run.stdout.count(b"\n") == 1
     assert run.stderr == b"", run.stderr.decode()
-    # Not a crash: 0, Python's documented 1 for EPIPE, or death by SIGPIPE.
-    assert run.returncode in (0, 1, 141)
+    # A reader that stopped early is not an error: exit 0, as tshark does.
+    assert run.returncode == 0
 
 
 def test_big_capture_is_fully_decoded(big_capture):

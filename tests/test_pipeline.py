@@ -383,13 +383,8 @@ def test_utp_session_in_jsonl(tmp_path):
     assert [r["type"] for r in records] == ["handshake", "handshake", "interested", "unchoke", "request", "piece"]
 
 
-RESPONDER_ID_BUG = pytest.mark.xfail(strict=True, reason=(
-    "bug: a uTP ST_RESET carrying the other side's id (which inspector/utp.py says peers may "
-    "send, as libutp does) is not matched to its flow, so the session stays 'open'"))
-
-
 @pytest.mark.parametrize("side,cid", [
-    (0, 0x0000), (0, 0xFFFF), (1, 0xFFFF), pytest.param(1, 0x0000, marks=RESPONDER_ID_BUG)],
+    (0, 0x0000), (0, 0xFFFF), (1, 0xFFFF), (1, 0x0000)],
     ids=["opener-own-id", "opener-other-id", "responder-own-id", "responder-other-id"])
 def test_utp_reset_sets_state_reset(tmp_path, side, cid):
     """X = 0xFFFF: the opener sends with X+1 = 0, the responder with X; a reset may carry either."""
