@@ -392,11 +392,10 @@ class CaptureDecode:
             for number, (ts, linktype, buf, start, end) in enumerate(capture.views(), 1):
                 if not number % SWEEP_EVERY:
                     decoder.sweep(ts, number)
-                if linktype == 1 and hot_frame(number, buf, start, end, ts):
-                    continue
-                if self.first_ts is None:
-                    self.first_ts = ts
-                frame(number, ts, linktype, buf[start:end])
+                if not (linktype == 1 and hot_frame(number, buf, start, end, ts)):
+                    if self.first_ts is None:
+                        self.first_ts = ts
+                    frame(number, ts, linktype, buf[start:end])
                 if out:
                     yield from out
                     out.clear()
