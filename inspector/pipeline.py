@@ -77,9 +77,9 @@ class Decoder:
 
     def __init__(self) -> None:
         self.flows: dict[tuple, tuple[Flow, int]] = {}
-        # The same IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports)
-        # for ``hot_frame``.
-        self.hot: dict[bytes, tuple[Flow, int]] = {}
+        # Classified IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports),
+        # with what ``hot_frame`` touches: flow, side, direction, parser, side facts, session.
+        self.hot: dict[bytes, tuple] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
 
@@ -102,25 +102,18 @@ class Decoder:
         ip_end = begin + 14 + total
         if size < 0 or ip_end > end:  # odd, or cut by the snap length
             return False
-        flow, side = entry
+        flow, side, direction, parser, me, session = entry
         if not size:
-            flow.last_ts = ts
-            if flow.session is not None:
-                flow.session.end = ts
+            flow.last_ts = session.end = ts
             return True
-        state = flow.state
-        if state != BITTORRENT and state != ENCRYPTED:
-            return False
-        direction = flow.dirs[side]
-        if seq != direction.next_seq or direction.pending:
+        if flow.state == DONE or seq != direction.next_seq or direction.pending:
             return False
         direction.consume(size)
-        session = flow.session
-        if state == ENCRYPTED or session.parsers[side].skip_payload(size):
-            session.sides[side].stream_bytes += size
+        if parser is None or parser.skip_payload(size):
+            me.stream_bytes += size
         else:
             self._deliver(flow, side, (buf[ip_end - size : ip_end],), number, ts)
-        session.end = flow.last_ts = ts
+        flow.last_ts = session.end = ts
         return True
 
     def frame(self, number: int, ts: float, linktype: int, data: bytes) -> None:
@@ -185,11 +178,6 @@ class Decoder:
         flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts)
         self.flows[forward] = (flow, 0)
         self.flows[backward] = (flow, 1)
-        if len(src) == 4:
-            wire = [s + d + _PORTS.pack(sp, dp) for s, sp, d, dp in (forward, backward)]
-            self.hot[wire[0]] = (flow, 0)
-            self.hot[wire[1]] = (flow, 1)
-            flow.keys += tuple(wire)
         return self.flows[key]
 
     @staticmethod
@@ -341,6 +329,14 @@ class Decoder:
             session.note(None, number, "midstream", "the connection's start was not captured")
         flow.session = session
         self.sessions.append(session)
+        forward, backward = flow.keys[:2]
+        if flow.transport == "tcp" and len(forward[0]) == 4:
+            # Known IPv4/TCP connections also go by their wire bytes, for ``hot_frame``.
+            for side, (src, sport, dst, dport) in enumerate((forward, backward)):
+                wire = src + dst + _PORTS.pack(sport, dport)
+                parser = session.parsers[side] if session.parsers else None
+                self.hot[wire] = (flow, side, flow.dirs[side], parser, session.sides[side], session)
+                flow.keys += (wire,)
 
     def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
         if flow.state >= OTHER:
