@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 __all__ = ["CaptureError", "CaptureFile", "MAX_BLOCK"]
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # measured: larger reads cost more in allocation than they save in calls
 # No real packet or block comes near this; a larger length field means the bytes
 # under it are not a record header, so reading on would only produce garbage.
 MAX_BLOCK = 1 << 28
