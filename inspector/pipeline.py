@@ -52,7 +52,7 @@ def looks_encrypted(head: bytes) -> bool:
 
 
 class Flow:
-    """One TCP connection in the table, before and after it is known to be BitTorrent."""
+    """One TCP or uTP connection in the table, before and after it is known to be BitTorrent."""
 
     __slots__ = ("transport", "addrs", "dirs", "state", "probe", "session", "opener_known", "start",
                  "last_ts", "keys", "reset")
