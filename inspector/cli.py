@@ -61,8 +61,6 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
             write_sessions(decode.sessions, fmt, sys.stdout)
         else:
             write_records(records, fmt, sys.stdout, lambda: decode.first_ts)
-    except CaptureError as exc:
-        raise Failure(str(exc)) from None
     except BrokenPipeError:
         # Output piped into head and the like: stop quietly, exit 0, as tshark does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -57,10 +57,15 @@ def _fields(event: ev.Event) -> dict:
     return {}
 
 
+def _endpoints(record: Record) -> tuple[str, str]:
+    """Sender and receiver of a record's message."""
+    a, b = record.session.sides
+    return (a.addr, b.addr) if record.side == 0 else (b.addr, a.addr)
+
+
 def record_dict(record: Record) -> dict:
-    session, side, event = record.session, record.side, record.event
-    a, b = session.sides
-    src, dst = (a.addr, b.addr) if side == 0 else (b.addr, a.addr)
+    session, event = record.session, record.event
+    src, dst = _endpoints(record)
     out = {
         "session": session.id,
         "transport": session.transport,
@@ -88,8 +93,7 @@ def jsonl_line(record: Record) -> str:
     encoder. A test holds this equal to ``record_dict``.
     """
     session, event = record.session, record.event
-    a, b = session.sides
-    src, dst = (a.addr, b.addr) if record.side == 0 else (b.addr, a.addr)
+    src, dst = _endpoints(record)
     msg_id = event.id
     line = (
         f'{{"session":{session.id},"transport":"{session.transport}","src":"{src}","dst":"{dst}",'
@@ -126,8 +130,7 @@ def _detail(event: ev.Event) -> str:
 def text_line(record: Record, first_ts: float) -> str:
     event = record.event
     session = record.session
-    a, b = session.sides
-    src, dst = (a.addr, b.addr) if record.side == 0 else (b.addr, a.addr)
+    src, dst = _endpoints(record)
     if event.type == "finding":
         what = f"!! {event.kind}: {event.detail}"
     else:

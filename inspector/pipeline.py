@@ -162,12 +162,7 @@ class Decoder:
 
     def _open(self, key: tuple, flags: int, ts: float, number: int) -> tuple[Flow, int]:
         src, sport, dst, dport = key
-        old = self.flows.get(key)
-        if old is not None:
-            self._close(old[0], number)
-            self._forget(old[0])
-        if len(self.flows) >= 2 * MAX_FLOWS:
-            self._evict_oldest(number)
+        self._make_room(key, number)
         forward, backward = key, (dst, dport, src, sport)
         # A SYN-ACK's sender is the listener: the opener is on the other end.
         swapped = flags & (SYN | ACK) == SYN | ACK
@@ -203,11 +198,18 @@ class Decoder:
                     self._close(flow, number, state="idle")
                 self._forget(flow)
 
-    def _evict_oldest(self, number: int) -> None:
-        oldest = min((f for f, side in self.flows.values() if side == 0), key=lambda f: f.last_ts)
-        if oldest.state < OTHER:
-            self._close(oldest, number, state="evicted")
-        self._forget(oldest)
+    def _make_room(self, key: tuple, number: int) -> None:
+        """Before a new flow under ``key``: retire the one it replaces, and the least
+        recently active flow when the table is full (TCP and uTP alike)."""
+        old = self.flows.get(key)
+        if old is not None:
+            self._close(old[0], number)
+            self._forget(old[0])
+        if len(self.flows) >= 2 * MAX_FLOWS:
+            oldest = min((f for f, side in self.flows.values() if side == 0), key=lambda f: f.last_ts)
+            if oldest.state < OTHER:
+                self._close(oldest, number, state="evicted")
+            self._forget(oldest)
 
     def _datagram(self, src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, number: int,
                   ts: float) -> None:
@@ -230,6 +232,8 @@ class Decoder:
                 return
         flow, side = entry
         flow.last_ts = ts
+        if flow.session is not None:
+            flow.session.end = ts
         if flow.state >= OTHER:
             return
         direction = flow.dirs[side]
@@ -247,16 +251,11 @@ class Decoder:
             self._close(flow, number)
         elif kind == ST_FIN and flow.dirs[0].finished and flow.dirs[1].finished:
             self._close(flow, number)
-        elif flow.session is not None:
-            flow.session.end = ts
 
     def _open_utp(self, src: bytes, sport: int, dst: bytes, dport: int, cid: int, syn: bool, ts: float,
                   number: int) -> tuple[Flow, int]:
         """Register a uTP connection under the ids each side sends with (see ``inspector.utp``)."""
-        old = self.flows.get((src, sport, dst, dport, cid))
-        if old is not None:
-            self._close(old[0], number)
-            self._forget(old[0])
+        self._make_room((src, sport, dst, dport, cid), number)
         forward, backward = (src, sport, dst, dport), (dst, dport, src, sport)
         if syn:  # the opener sends X in its SYN, X + 1 afterwards; the other side sends X
             keys = [(*forward, cid, 0), (*forward, (cid + 1) & 0xFFFF, 0), (*backward, cid, 1)]
@@ -281,7 +280,8 @@ class Decoder:
         for chunk in chunks:
             if chunk.__class__ is int:
                 if parser is None:
-                    session.note(side, number, "hole", f"{chunk} bytes not captured")
+                    lost = f"{chunk} bytes" if chunk >= 0 else "packets (size unknown)"
+                    session.note(side, number, "hole", f"{lost} not captured")
                     continue
                 events = parser.gap(chunk)
             else:

@@ -446,3 +446,31 @@ def test_records_stream_out_with_the_frame_that_completed_them(name):
         assert decode.capture.frame_count == record.frame, record
         seen += 1
     assert seen > 100
+
+
+def _feed(decoder: pipeline.Decoder, packets) -> None:
+    for number, pkt in enumerate(packets, 1):
+        decoder.frame(number, float(pkt.time), 1, bytes(pkt))
+
+
+def test_full_flow_table_evicts_the_least_recently_active_tcp_flow(monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_FLOWS", 2)
+    decoder = pipeline.Decoder()
+    for i in range(5):
+        conv = TcpConversation(a=(f"10.0.1.{i + 1}", 40000 + i), t0=1_700_000_000.0 + i)
+        conv.open().send(0, bt_handshake(HASH, PEER_A))
+        _feed(decoder, conv.packets)
+        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS
+    assert [s.state for s in decoder.sessions] == ["evicted"] * 3 + ["open"] * 2
+
+
+def test_full_flow_table_bounds_utp_flows_too(monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_FLOWS", 2)
+    decoder = pipeline.Decoder()
+    for i in range(50):
+        _feed(decoder, udp_packets([(0, utp(ST_SYN, 100 + i, 1, 0)), (0, utp(ST_DATA, 101 + i, 2, 0, bt_handshake(HASH, PEER_A)))],
+                                   a=("10.0.2.1", 30000 + i)))
+        # A uTP connection goes by three ids, so a full table holds one key more than 2 * MAX_FLOWS.
+        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS + 3
+    assert len(decoder.sessions) == 50
+    assert {s.state for s in decoder.sessions[:-2]} == {"evicted"}
