@@ -67,18 +67,21 @@ class Have:
 
 @dataclass(frozen=True, slots=True)
 class Bitfield:
+    """``missing`` counts bytes of it the capture lacks (``bits`` is what was captured)."""
+
     bits: bytes
+    missing: int = 0
     type: ClassVar[str] = "bitfield"
     id: ClassVar[int] = MessageId.BITFIELD
 
     @property
     def size(self) -> int:
-        return 1 + len(self.bits)
+        return 1 + len(self.bits) + self.missing
 
     @property
     def count(self) -> int:
-        """How many pieces the sender claims."""
-        return sum(bin(b).count("1") for b in self.bits)
+        """How many pieces the sender claims (in the captured bytes)."""
+        return int.from_bytes(self.bits, "big").bit_count()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +171,15 @@ class AllowedFast:
 @dataclass(frozen=True, slots=True)
 class Extended:
     """BEP 10 message. ``data`` is the bencoded body made JSON-safe (None if it was
-    not bencoded); ``trailing`` counts raw bytes after it (ut_metadata pieces)."""
+    not bencoded); ``trailing`` counts raw bytes after it (ut_metadata pieces);
+    ``missing`` counts body bytes the capture lacks (then ``data`` is None)."""
 
     ext_id: int
     ext_name: str | None
     data: object
     trailing: int
     size: int
+    missing: int = 0
     type: ClassVar[str] = "extended"
     id: ClassVar[int] = MessageId.EXTENDED
 
@@ -233,7 +238,7 @@ class Finding:
     """Something a real peer would have hung up on, or that the capture lost.
 
     ``kind`` is one of: bad_protocol, oversize, malformed, bad_bencode, hole,
-    truncated, info_hash_mismatch, self_connection, midstream.
+    truncated, info_hash_mismatch, self_connection, midstream, resync.
     """
 
     kind: str

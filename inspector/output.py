@@ -27,6 +27,8 @@ def printable_id(peer_id: bytes) -> str:
 def _fields(event: ev.Event) -> dict:
     """The per-type keys of a record: the JSON contract's names."""
     kind = event.type
+    if kind == "piece" and event.missing:
+        return {"index": event.index, "begin": event.begin, "length": event.length, "missing": event.missing}
     if kind in ("request", "cancel", "reject", "piece"):
         return {"index": event.index, "begin": event.begin, "length": event.length}
     if kind in ("have", "suggest", "allowed_fast"):
@@ -43,11 +45,13 @@ def _fields(event: ev.Event) -> dict:
         out = {"ext_id": event.ext_id, "ext_name": event.ext_name, "data": event.data}
         if event.trailing:
             out["trailing"] = event.trailing
+        if event.missing:
+            out["missing"] = event.missing
         return out
     if kind == "port":
         return {"port": event.port}
     if kind == "bitfield":
-        return {"pieces": event.count}
+        return {"pieces": event.count, "missing": event.missing} if event.missing else {"pieces": event.count}
     if kind in ("hash_request", "hashes", "hash_reject"):
         out = {"pieces_root": event.pieces_root.hex(), "base_layer": event.base_layer,
                "index": event.index, "length": event.length, "proof_layers": event.proof_layers}
@@ -101,7 +105,11 @@ def jsonl_line(record: Record) -> str:
         f'"id":{"null" if msg_id is None else msg_id},"size":{event.size}'
     )
     if event.type in _BLOCK_TYPES:
-        return f'{line},"index":{event.index},"begin":{event.begin},"length":{event.length}}}'
+        line = f'{line},"index":{event.index},"begin":{event.begin},"length":{event.length}'
+        if event.type == "piece" and event.missing:
+            return f'{line},"missing":{event.missing}}}'
+        return line + "}"
+
     fields = _fields(event)
     return f"{line},{_encode(fields)[1:]}" if fields else line + "}"
 
@@ -115,6 +123,10 @@ def _detail(event: ev.Event) -> str:
     if kind == "piece":
         lost = f" ({event.missing} bytes not captured)" if event.missing else ""
         return f"index={event.index} begin={event.begin} length={event.length}{lost}"
+    if kind == "extended" and event.missing:
+        return f"{event.ext_name or 'id ' + str(event.ext_id)} ({event.missing} of its {event.size} bytes not captured)"
+    if kind == "bitfield" and event.missing:
+        return f"pieces={event.count} ({event.missing} of its {event.size} bytes not captured)"
     if kind == "extended":
         body = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
         if len(body) > 200:

@@ -8,6 +8,14 @@ counted past (``_skip``), never buffered, so a capture's size never becomes memo
 Where the original client hung up (wrong protocol name, a length above
 ``max_len``) the parser emits a ``Finding``; the replayer closes on it, the
 inspector records it and reads on wherever the framing still holds.
+
+Captures lose bytes. A hole inside a message whose length is known costs that
+message only; a hole whose far side cannot be placed (it swallowed a length
+prefix, or its size is unknown) loses the framing, and the parser then hunts for
+the next message boundary (:mod:`inspector.resync`) instead of guessing. Events
+that a hunt confirms only once later bytes have arrived come out as
+``(event, tag)``: ``tag`` is whatever was passed with the bytes that completed the
+event (the pipeline passes the frame), so they keep the frame that completed them.
 """
 from __future__ import annotations
 
@@ -15,8 +23,9 @@ from collections.abc import Callable
 
 from . import events as ev
 from .extensions import BencodeError, decode_body
+from .resync import EXPECTED_MAX, Hunt, Torrent
 from .wire import (
-    BLOCK, DEFAULT_MAX_LEN, FIXED_LEN, HASH_HEAD, HASH_HEAD_LEN, MIN_LEN, PIECE_HEAD,
+    BLOCK, DEFAULT_MAX_LEN, FIXED_LEN, HANDSHAKE_LEN, HASH_HEAD, HASH_HEAD_LEN, MIN_LEN, PIECE_HEAD,
     PIECE_HEAD_LEN, PROTOCOL_NAME, U16, U32, MessageId,
 )
 
@@ -31,9 +40,16 @@ class PeerWireParser:
     owns both directions (a session, a replay connection) fills it in.
     """
 
-    def __init__(self, *, max_len: int = DEFAULT_MAX_LEN, handshake: bool = True) -> None:
+    def __init__(self, *, max_len: int = DEFAULT_MAX_LEN, handshake: bool = True, midstream: bool = False,
+                 torrent: Torrent | None = None) -> None:
         self.max_len = max_len
         self.ext_names: dict[int, str] = {}
+        self.torrent = torrent or Torrent()
+        self.expected: dict[tuple[int, int, int], None] = {}  # blocks the other side asked this one for
+        self.midstream = midstream  # the stream's start was not captured: no handshake is owed
+        self.resyncs = 0  # times the framing was found again
+        self._hunt: Hunt | None = None
+        self._tag: object = None
         self.reserved: bytes | None = None
         self.info_hash: bytes | None = None
         self.peer_id: bytes | None = None
@@ -49,13 +65,31 @@ class PeerWireParser:
             self._need, self._step = 1, self._read_protocol_length
         else:
             self._need, self._step = 4, self._read_length
+            if midstream:
+                self._hunt = Hunt("the connection's start was not captured")
+
+    @property
+    def hunting(self) -> bool:
+        """The framing is lost and the parser is looking for the next message."""
+        return self._hunt is not None
+
+    def expect(self, index: int, begin: int, length: int) -> None:
+        """The other side requested this block from this one (it makes a resync certain)."""
+        expected = self.expected
+        expected[(index, begin, length)] = None
+        if len(expected) > EXPECTED_MAX:
+            del expected[next(iter(expected))]
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, data: bytes | memoryview) -> list[ev.Event]:
+    def feed(self, data: bytes | memoryview, tag: object = None) -> list:
         """Consume bytes of the stream, in order; return what they completed."""
-        out: list[ev.Event] = []
+        out: list = []
         if self.stopped:
+            return out
+        self._tag = tag
+        if self._hunt is not None:
+            self._hunting(data, None, out)
             return out
         pos, end = 0, len(data)
         buf = self._buf
@@ -87,6 +121,9 @@ class PeerWireParser:
             self._step(chunk, out)
             if self.stopped:
                 return out
+            if self._hunt is not None:
+                self._hunting(data[pos:], None, out)
+                return out
         return out
 
     def skip_payload(self, size: int) -> bool:
@@ -101,44 +138,69 @@ class PeerWireParser:
             return True
         return False
 
-    def gap(self, missing: int) -> list[ev.Event]:
+    def gap(self, missing: int, tag: object = None) -> list:
         """``missing`` bytes of the stream were not captured; -1: some, count unknown (uTP).
 
-        Inside a piece payload this costs nothing but a count; at a message
-        boundary the framing survives; anywhere else it is lost and decoding stops.
+        Inside a message whose length is known (a piece payload, a bitfield, an
+        extended body, the handshake) only that message suffers and the framing
+        holds after it. Anywhere else (between messages, inside a length prefix,
+        past the end of the current message, or of unknown size) the far side of
+        the hole cannot be placed: the parser hunts for the next message.
         """
-        out: list[ev.Event] = []
-        if self.stopped:
+        out: list = []
+        if self.stopped or not missing:
             return out
-        if missing < 0:
-            self._stop(out, "hole", "bytes not captured (count unknown); framing lost, decoding of this direction stopped")
+        self._tag = tag
+        if self._hunt is not None:
+            self._hunting(None, missing, out)
             return out
         if self._skip:
-            inside = min(self._skip, missing)
+            inside = self._skip if missing < 0 else min(self._skip, missing)
             self._skip -= inside
             self._piece_missing += inside
+            piece = self._piece
             if not self._skip:
                 self._finish_piece(out)
             if inside == missing:
-                out.append(ev.Finding("hole", f"{missing} bytes not captured inside a piece payload"))
+                what = "a piece payload" if piece else "a skipped message"
+                out.append(ev.Finding("hole", f"{missing} bytes not captured inside {what}"))
                 return out
-            missing -= inside  # the rest of the gap follows the end of the message
-        if not self._buf and self._step == self._read_length:
-            out.append(ev.Finding("hole", f"{missing} bytes not captured between messages; messages in them are lost"))
-        else:
-            self._stop(out, "hole", f"{missing} bytes not captured mid-message; framing lost, decoding of this direction stopped")
+            if missing > 0:
+                missing -= inside  # the rest of the gap lies past the end of the message
+        elif missing >= 0 and self._step not in (self._read_length, self._read_protocol_length):
+            remaining, what = self._remaining()
+            if missing <= remaining:
+                out.append(ev.Finding("hole", f"{missing} bytes not captured inside {what}; framing kept"))
+                self._skip_rest(remaining - missing, missing, out)
+                return out
+            self._skip_rest(0, remaining, out)
+            missing -= remaining
+        lost = "some bytes (count unknown)" if missing < 0 else f"{missing} bytes"
+        out.append(ev.Finding("hole", f"{lost} not captured; framing lost, looking for the next message"))
+        self._lose_framing("after a hole", out, None, missing)
         return out
 
-    def end(self) -> list[ev.Event]:
+    def end(self) -> list:
         """The stream ended (FIN, RST, or the capture ran out)."""
-        out: list[ev.Event] = []
+        out: list = []
+        if self.stopped:
+            return out
+        while self._hunt is not None:
+            hunt = self._hunt
+            found = hunt.search(self, ended=True)
+            if found is None:
+                span = "" if hunt.unknown else f" in the {hunt.end} bytes since it was lost"
+                self._stop(out, "resync", f"framing not found again{span} ({hunt.why}); "
+                                          "the rest of this direction is not decoded")
+                return out
+            self._resume(hunt, found, out)
         if self.stopped:
             return out
         if self._skip and self._piece is not None:
             index, begin, length = self._piece
             self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of piece {index}:{begin} ({length} bytes)")
         elif self._skip:
-            self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of an oversized message")
+            self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of a message")
         elif self._buf or self._step not in (self._read_length, self._read_protocol_length):
             self._stop(out, "truncated", f"stream ended inside a message ({len(self._buf)} of its bytes seen)")
         return out
@@ -147,12 +209,18 @@ class PeerWireParser:
 
     def _read_protocol_length(self, chunk: bytes, out: list) -> None:
         if chunk[0] != len(PROTOCOL_NAME):
+            if self.midstream:
+                self._lose_framing("the connection's start was not captured", out, bytes(chunk))
+                return
             self._stop(out, "bad_protocol", f"protocol name length {chunk[0]}, expected {len(PROTOCOL_NAME)}")
             return
         self._need, self._step = len(PROTOCOL_NAME), self._read_protocol_name
 
     def _read_protocol_name(self, chunk: bytes, out: list) -> None:
         if bytes(chunk) != PROTOCOL_NAME:
+            if self.midstream:
+                self._lose_framing("the connection's start was not captured", out, bytes([len(PROTOCOL_NAME)]) + chunk)
+                return
             self._stop(out, "bad_protocol", f"protocol name {bytes(chunk)!r}")
             return
         self._need, self._step = 8, self._read_reserved
@@ -167,6 +235,7 @@ class PeerWireParser:
 
     def _read_peer_id(self, chunk: bytes, out: list) -> None:
         self.peer_id = bytes(chunk)
+        self.midstream = False
         out.append(ev.Handshake(self.reserved, self.info_hash, self.peer_id))  # type: ignore[arg-type]
         self._need, self._step = 4, self._read_length
 
@@ -208,6 +277,8 @@ class PeerWireParser:
     def _finish_piece(self, out: list) -> None:
         if self._piece is not None:
             index, begin, length = self._piece
+            if self.expected:
+                self.expected.pop(self._piece, None)
             out.append(ev.Piece(index, begin, length, self._piece_missing))
         self._piece = None
         self._piece_missing = 0
@@ -246,11 +317,96 @@ class PeerWireParser:
         hashes = tuple(body[off : off + 32] for off in range(start, len(body) - 31, 32))
         return ev.Hashes(root, base, index, length, proofs, hashes)
 
+    # -- holes and the hunt ------------------------------------------------------
+
+    def _remaining(self) -> tuple[int, str]:
+        """Bytes left in the message being read (its length is known), and what it is."""
+        step, have = self._step, len(self._buf)
+        if step == self._read_head:
+            return self._length - have, self._what(self._buf[:1])
+        if step == self._read_body:
+            return self._length - len(self._head) - have, self._what(self._head[:1])
+        done = {self._read_protocol_name: 1, self._read_reserved: 20, self._read_info_hash: 28,
+                self._read_peer_id: 48}[step]
+        return HANDSHAKE_LEN - done - have, "the handshake"
+
+    def _what(self, first: bytes | bytearray) -> str:
+        if not first:
+            return f"a message of length {self._length}"
+        try:
+            name = MessageId(first[0]).name.lower()
+        except ValueError:
+            name = f"id {first[0]}"
+        return f"a {name} message of length {self._length}"
+
+    def _skip_rest(self, rest: int, missing: int, out: list) -> None:
+        """The message being read lost ``missing`` bytes; count past its last ``rest``.
+
+        What it was is reported when its id and enough of its head were captured: a
+        bitfield or an extended message with ``missing`` set, so a snap-length-cut
+        capture still lists them.
+        """
+        head = self._head + bytes(self._buf) if self._step == self._read_body else bytes(self._buf)
+        if self._step == self._read_body or (self._step == self._read_head and head):
+            msg_id, length = head[0], self._length
+            if msg_id == MessageId.EXTENDED and len(head) >= 2:
+                ext_id = head[1]
+                name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
+                out.append(ev.Extended(ext_id, name, None, 0, length, missing=length - len(head)))
+            elif msg_id == MessageId.BITFIELD:
+                out.append(ev.Bitfield(head[1:], missing=length - len(head)))
+        self._buf.clear()
+        self._head = b""
+        self._piece = None
+        self._skip = rest
+        self._need, self._step = 4, self._read_length
+
+    def _lose_framing(self, why: str, out: list, data: bytes | None = None, missing: int = 0) -> None:
+        """Start hunting for the next message, with what is already known to follow."""
+        self._buf.clear()
+        self._head = b""
+        self._skip = 0
+        self._piece = None
+        self._need, self._step = 4, self._read_length
+        self._hunt = Hunt(why)
+        if data or missing:
+            self._hunting(data, missing if data is None else None, out)
+
+    def _hunting(self, data: bytes | memoryview | None, missing: int | None, out: list) -> None:
+        hunt = self._hunt
+        assert hunt is not None
+        if data is not None:
+            hunt.add(data, self._tag)
+        elif missing is not None:
+            hunt.add_gap(missing, self._tag)
+        found = hunt.search(self, ended=False)
+        if found is not None:
+            self._resume(hunt, found, out)
+
+    def _resume(self, hunt: Hunt, found: int, out: list) -> None:
+        """The framing holds again at ``found``: decode what was held from there, each
+        event stamped with the tag of the bytes that completed it."""
+        self._hunt = None
+        self.resyncs += 1
+        skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
+        out.append(ev.Finding("resync", f"next message found after {skipped} ({hunt.why})"))
+        current = self._tag
+        for is_gap, item, tag in hunt.replay(found):
+            events = self.gap(item, tag) if is_gap else self.feed(item, tag)
+            if tag is current:
+                out.extend(events)
+            else:
+                out.extend(e if e.__class__ is tuple else (e, tag) for e in events)
+            if self.stopped:
+                break
+        self._tag = current
+
     def _stop(self, out: list, kind: str, detail: str) -> None:
         out.append(ev.Finding(kind, detail))
         self.stopped = detail
         self._buf.clear()
         self._skip = 0
+        self._hunt = None
 
 
 def _block(cls: type) -> Callable[[PeerWireParser, bytes, list], ev.Event]:

@@ -12,6 +12,7 @@ from . import events as ev
 from .clients import identify
 from .extensions import extension_names
 from .parser import PeerWireParser
+from .resync import Torrent
 from .wire import reserved_names
 
 EXT_FACTS = ("v", "m", "p", "reqq", "metadata_size", "yourip")
@@ -59,11 +60,50 @@ class SessionFinding:
         return {"kind": self.kind, "side": self.side, "frame": self.frame, "detail": self.detail}
 
 
+class PeerRegistry:
+    """Who is talking to whom across the sessions of a capture, for the check the
+    original client made on every handshake: one connection per peer id.
+
+    A side's own id repeats across its sessions (one client, many peers), so what is
+    flagged is a peer id at two addresses at once, or a second connection between the
+    same two peer ids while the first is still open.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[tuple[bytes, bytes], list[tuple[Session, int]]] = {}
+
+    def handshake(self, session: Session, side: int, frame: int) -> None:
+        me = session.sides[side]
+        key = (me.info_hash or b"", me.peer_id or b"")
+        others = self._by_id.setdefault(key, [])
+        host = _host(me.addr)
+        theirs = session.sides[1 - side].peer_id
+        for other, other_side in others:
+            if other is session or other.state != "open":
+                continue
+            them = other.sides[other_side]
+            if _host(them.addr) != host:
+                session.note(side, frame, "duplicate_peer_id",
+                             f"peer id {me.peer_id.hex()} also used by {them.addr} in session #{other.id}")
+                break
+            if theirs is not None and other.sides[1 - other_side].peer_id == theirs:
+                session.note(side, frame, "duplicate_peer_id",
+                             f"a second connection between the same two peer ids (session #{other.id} is open)")
+                break
+        others.append((session, side))
+        if len(others) > 64:
+            del others[0]
+
+
+def _host(addr: str) -> str:
+    return addr.rsplit(":", 1)[0]
+
+
 class Session:
     """Both directions of one connection. Side 0 is ``a``: the opener, when known."""
 
     def __init__(self, sid: int, transport: str, a: str, b: str, *, opener_known: bool,
-                 encrypted: bool, start: float) -> None:
+                 encrypted: bool, start: float, registry: PeerRegistry | None = None) -> None:
         self.id = sid
         self.transport = transport
         self.sides = (Side(a), Side(b))
@@ -73,7 +113,14 @@ class Session:
         self.end = start
         self.state = "open"
         self.findings: list[SessionFinding] = []
-        self.parsers = None if encrypted else (PeerWireParser(), PeerWireParser())
+        self.registry = registry
+        self.torrent = Torrent()
+        self.parsers = None if encrypted else self.make_parsers(not opener_known)
+
+    def make_parsers(self, midstream: bool) -> tuple[PeerWireParser, PeerWireParser]:
+        """Parsers for both directions, sharing what is learnt about the torrent."""
+        return (PeerWireParser(midstream=midstream, torrent=self.torrent),
+                PeerWireParser(midstream=midstream, torrent=self.torrent))
 
     @property
     def info_hash(self) -> bytes | None:
@@ -93,6 +140,20 @@ class Session:
             me.messages[kind] = me.messages.get(kind, 0) + 1
             if kind == "piece":
                 me.payload_bytes += event.length
+            elif kind == "request":
+                if self.parsers:
+                    self.parsers[1 - side].expect(event.index, event.begin, event.length)
+                    if me.messages[kind] == 1:
+                        self.torrent.block = event.length
+            elif kind == "cancel" or kind == "reject":
+                if self.parsers:
+                    asked = self.parsers[1 - side if kind == "cancel" else side]
+                    asked.expected.pop((event.index, event.begin, event.length), None)
+            elif kind == "bitfield":
+                torrent = self.torrent
+                if torrent.bitfield_bytes is None:
+                    torrent.bitfield_bytes = len(event.bits) + event.missing
+                    torrent.piece_count = 8 * torrent.bitfield_bytes
             elif kind == "handshake":
                 self._handshake(side, event, frame)
             elif kind == "extended" and event.ext_id == 0 and isinstance(event.data, dict):
@@ -109,6 +170,8 @@ class Session:
                       f"info hash {hs.info_hash.hex()} differs from the other side's {other.info_hash.hex()}")
         if other.peer_id is not None and other.peer_id == hs.peer_id:
             self.note(side, frame, "self_connection", f"both sides use peer id {hs.peer_id.hex()}")
+        if self.registry is not None:
+            self.registry.handshake(self, side, frame)
 
     def as_dict(self) -> dict:
         a, b = self.sides

@@ -31,6 +31,12 @@ EVENT_CLASSES = tuple(
 )
 
 
+def messages(events: list) -> list:
+    """The messages among events (findings left out; late events unwrapped)."""
+    plain = [e[0] if isinstance(e, tuple) else e for e in events]
+    return [e for e in plain if e.type != "finding"]
+
+
 def GAP(n: int) -> tuple:
     return ("gap", n)
 
@@ -95,7 +101,8 @@ def run3(*ops, trailer: bool = True, ext_names: dict | None = None, **parser_kw)
 
 
 def kinds(events) -> list[str]:
-    return [e.kind if isinstance(e, ev.Finding) else e.type for e in events]
+    plain = [e[0] if isinstance(e, tuple) else e for e in events]
+    return [e.kind if isinstance(e, ev.Finding) else e.type for e in plain]
 
 
 # ---------------------------------------------------------------- handshake
@@ -454,7 +461,7 @@ def test_gap_inside_piece_payload():
     assert kinds(events) == ["hole", "piece", "have"]
     assert events[1] == ev.Piece(5, 0, 1000, missing=300)
     assert events[2] == ev.Have(2)
-    assert not parser.stopped
+    assert not parser.stopped and not parser.hunting
 
 
 def test_gap_then_next_piece_has_its_own_missing_count():
@@ -463,47 +470,105 @@ def test_gap_then_next_piece_has_its_own_missing_count():
     assert [e for e in events if e.type == "piece"] == [ev.Piece(5, 0, 100, missing=50), ev.Piece(6, 0, 100)]
 
 
-def test_gap_to_the_end_of_piece_payload():
+def test_gap_to_the_end_of_piece_payload_keeps_the_framing():
     data = wb.piece(5, 0, bytes(1000))
     events, parser = run3(data[:13 + 100], GAP(900), wb.have(2), handshake=False)
     assert events[0] == ev.Piece(5, 0, 1000, missing=900)
     assert kinds(events) == ["piece", "hole", "have"]
-    assert not parser.stopped
+    assert not parser.stopped and not parser.hunting
 
 
-def test_gap_across_the_end_of_piece_payload():
-    """The gap covers the rest of the piece and a whole choke message after it: the piece
-    completes with what was missing from it, and the framing holds after the gap as it
-    does for a gap at a message boundary."""
+# What follows a hole in the tests below: a run of messages a resync can confirm.
+AFTER = wb.unchoke() + wb.request(1, 0, 16384) + wb.interested()
+AFTER_EVENTS = [ev.Unchoke(), ev.Request(1, 0, 16384), ev.Interested()]
+
+
+def test_gap_across_the_end_of_piece_payload_loses_the_framing():
+    """Past the piece's end the hole may hold the start of a message whose rest follows
+    it: the parser cannot know, so it looks for the next message instead of guessing."""
     data = wb.piece(5, 0, bytes(1000))
-    events, parser = run3(data[:13 + 100], GAP(900 + len(wb.choke())), wb.interested(), handshake=False)
+    events, parser = run3(data[:13 + 100], GAP(900 + len(wb.choke())), AFTER, handshake=False, trailer=False)
     assert events[0] == ev.Piece(5, 0, 1000, missing=900)
-    assert kinds(events) == ["piece", "hole", "interested"]
+    assert kinds(events) == ["piece", "hole", "resync", *kinds(AFTER_EVENTS)]
+    assert messages(events) == [events[0], *AFTER_EVENTS]
 
 
-def test_gap_at_message_boundary():
-    events, parser = run3(wb.have(1), GAP(50), wb.have(2), handshake=False)
-    assert kinds(events) == ["have", "hole", "have"]
-    assert events[0] == ev.Have(1) and events[2] == ev.Have(2)
-    assert not parser.stopped
+def test_gap_at_message_boundary_hunts():
+    events, parser = run3(wb.have(1), GAP(50), AFTER, handshake=False, trailer=False)
+    assert messages(events) == [ev.Have(1), *AFTER_EVENTS]
+    assert kinds(events)[1:3] == ["hole", "resync"]
 
 
-def test_gap_right_after_handshake_is_a_boundary():
-    events, parser = run3(wb.handshake(INFO_HASH, PEER_A), GAP(9), wb.unchoke())
-    assert kinds(events) == ["handshake", "hole", "unchoke"]
+def test_gap_then_the_tail_of_a_message_is_not_read_as_a_message():
+    """The classic mistake: the hole ends inside a piece, and the payload bytes after it
+    would read as a length prefix. Nothing is reported until a real message is found."""
+    payload = bytes([0x00, 0x00, 0x00, 0x05, 0x04]) + os.urandom(3000)  # looks like a have
+    data = wb.have(1) + wb.piece(2, 0, payload) + AFTER
+    cut = len(wb.have(1)) + 13 + 500  # the piece's header and start are lost
+    events, parser = run3(data[:len(wb.have(1))], GAP(13 + 500), data[cut:], handshake=False, trailer=False)
+    assert messages(events) == [ev.Have(1), *AFTER_EVENTS]
 
 
-@pytest.mark.parametrize("cut", [1, 3, 4, 6])
-def test_gap_mid_message_stops(cut):
-    events, parser = run3(wb.have(1)[:cut], GAP(3), wb.have(2), handshake=False)
-    assert kinds(events) == ["hole"]
-    assert parser.stopped
-    assert parser.feed(wb.have(3)) == [] and parser.end() == []
+def test_requested_piece_is_found_on_its_own():
+    """A piece block the other side asked for is certain by itself, even when the
+    message after it was not captured (a snap-length cut)."""
+    block = os.urandom(16384)
+    data = wb.piece(7, 16384, block)
+    parser = PeerWireParser(handshake=False)
+    parser.expect(7, 16384, 16384)
+    events = parser.feed(wb.have(1)) + parser.gap(40) + parser.feed(os.urandom(30) + data[:200])
+    events += parser.gap(len(data) - 200)
+    assert ev.Piece(7, 16384, 16384, missing=16384 - 187) in events
+    assert not parser.hunting
 
 
-def test_gap_mid_handshake_stops():
-    events, parser = run3(wb.handshake(INFO_HASH, PEER_A)[:30], GAP(10), wb.have(1))
-    assert kinds(events) == ["hole"] and parser.stopped
+def test_unrequested_piece_alone_is_not_enough():
+    parser = PeerWireParser(handshake=False)
+    events = parser.feed(wb.have(1)) + parser.gap(40) + parser.feed(wb.piece(7, 0, bytes(100))[:60])
+    events += parser.gap(1000)
+    assert messages(events) == [ev.Have(1)] and parser.hunting
+
+
+def test_gap_inside_a_known_message_keeps_the_framing():
+    body = wb.bencode({b"m": {b"ut_pex": 1}, b"v": b"x" * 200})
+    data = wb.extended(0, body)
+    events, parser = run3(data[:40], GAP(100), data[140:] + wb.have(2), handshake=False)
+    assert messages(events) == [ev.Extended(0, "handshake", None, 0, len(body) + 2, missing=len(body) + 2 - 36),
+                                ev.Have(2)]
+    assert not parser.hunting
+
+
+def test_gap_mid_bitfield_reports_what_was_captured():
+    data = wb.bitfield(b"\xff" * 10)
+    events, parser = run3(data[:8], GAP(len(data) - 8), wb.have(2), handshake=False)
+    assert messages(events)[0] == ev.Bitfield(b"\xff" * 3, missing=7)
+    assert messages(events)[0].size == 11 and messages(events)[1] == ev.Have(2)
+
+
+@pytest.mark.parametrize("cut", [1, 3])
+def test_gap_inside_a_length_prefix_hunts(cut):
+    events, parser = run3(wb.have(1)[:cut], GAP(3), wb.have(1)[cut + 3 :] + AFTER, handshake=False, trailer=False)
+    assert messages(events) == AFTER_EVENTS
+
+
+def test_gap_mid_handshake_keeps_the_framing():
+    events, parser = run3(wb.handshake(INFO_HASH, PEER_A)[:30], GAP(10), wb.handshake(INFO_HASH, PEER_A)[40:]
+                          + wb.have(1))
+    assert messages(events) == [ev.Have(1)]
+    assert kinds(events) == ["hole", "have"]
+
+
+def test_gap_at_the_start_of_a_handshake_stream_hunts():
+    events, parser = run3(GAP(68), AFTER, trailer=False)
+    assert messages(events) == AFTER_EVENTS
+    assert "bad_protocol" not in kinds(events)
+
+
+def test_unknown_gap_is_a_barrier():
+    """After lost uTP packets nothing can be counted across the hole: a message is found
+    only from bytes after it."""
+    events, parser = run3(wb.have(1), GAP(-1), wb.piece(1, 0, bytes(100))[50:] + AFTER, handshake=False, trailer=False)
+    assert messages(events) == [ev.Have(1), *AFTER_EVENTS]
 
 
 @pytest.mark.parametrize(
@@ -511,13 +576,43 @@ def test_gap_mid_handshake_stops():
     [b"", wb.have(1), wb.piece(1, 0, bytes(100))[:50], wb.have(1)[:3]],
     ids=["start", "boundary", "in_piece", "mid_message"],
 )
-def test_gap_unknown_count_stops(before):
-    ops = (before, GAP(-1), wb.have(2)) if before else (GAP(-1), wb.have(2))
-    events, parser = run3(*ops, handshake=False)
-    assert parser.stopped
-    assert kinds(events)[-1] == "hole"
-    assert ev.Have(2) not in events
-    assert parser.feed(wb.have(3)) == []
+def test_gap_unknown_count_resumes_at_the_next_message(before):
+    ops = (before, GAP(-1), AFTER) if before else (GAP(-1), AFTER)
+    events, parser = run3(*ops, handshake=False, trailer=False)
+    assert messages(events)[-3:] == AFTER_EVENTS
+    assert not parser.stopped and not parser.hunting
+
+
+def test_framing_never_found_is_said_at_the_end():
+    events, parser = run3(wb.have(1), GAP(10), os.urandom(500), END, handshake=False, trailer=False)
+    assert messages(events) == [ev.Have(1)]
+    assert kinds(events)[-1] == "resync" and parser.stopped
+
+
+def test_stream_ending_on_a_boundary_confirms_the_last_messages():
+    events, parser = run3(wb.have(1), GAP(10), wb.request(1, 0, 16384), END, handshake=False, trailer=False)
+    assert messages(events) == [ev.Have(1), ev.Request(1, 0, 16384)]
+
+
+def test_late_events_carry_the_tag_of_the_bytes_that_completed_them():
+    parser = PeerWireParser(handshake=False)
+    out = parser.feed(wb.have(1), "f1") + parser.gap(10, "f2")
+    out += parser.feed(wb.request(1, 0, 16384)[:10], "f3")
+    out += parser.feed(wb.request(1, 0, 16384)[10:] + wb.unchoke()[:2], "f4")
+    out += parser.feed(wb.unchoke()[2:] + wb.interested(), "f5")
+    tagged = [(e[0], e[1]) if isinstance(e, tuple) else (e, "now") for e in out]
+    assert (ev.Request(1, 0, 16384), "f4") in tagged
+    assert (ev.Unchoke(), "now") in tagged or (ev.Unchoke(), "f5") in tagged
+
+
+def test_midstream_parser_hunts_from_the_start_and_still_takes_a_handshake():
+    data = wb.piece(3, 0, os.urandom(5000)) + AFTER
+    parser = PeerWireParser(midstream=True)
+    events = parser.feed(data[1000:]) + parser.end()
+    assert messages(events) == AFTER_EVENTS
+    parser = PeerWireParser(midstream=True)
+    events = parser.feed(wb.handshake(INFO_HASH, PEER_A) + wb.have(3)) + parser.end()
+    assert messages(events) == [ev.Handshake(bytes(8), INFO_HASH, PEER_A), ev.Have(3)]
 
 
 # ---------------------------------------------------------------- end()
