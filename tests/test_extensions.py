@@ -66,21 +66,21 @@ def test_bdecode_invalid_raises_bencode_error():
 def test_bdecode_prefix_exact_end_with_e_in_trailing_data():
     head = wb.bencode({b"msg_type": 1, b"piece": 0, b"total_size": 5})
     trailing = b"eeeee" + b"d1:ei1ee" + b"le" + bytes(range(256))
-    value, used = bdecode_prefix(head + trailing)
+    value, used, deviations = bdecode_prefix(head + trailing)
     assert value == {b"msg_type": 1, b"piece": 0, b"total_size": 5}
-    assert used == len(head)
+    assert used == len(head) and deviations == ()
 
 
 def test_bdecode_prefix_e_inside_the_dict():
     head = wb.bencode({b"e": b"eee", b"ee": [b"e", 1], b"x": {b"e": 0}})
-    value, used = bdecode_prefix(head + b"e" * 3)
-    assert used == len(head)
+    value, used, deviations = bdecode_prefix(head + b"e" * 3)
+    assert used == len(head) and deviations == ()
     assert value == {b"e": b"eee", b"ee": [b"e", 1], b"x": {b"e": 0}}
 
 
 def test_bdecode_prefix_whole_body():
     head = wb.bencode({b"a": 1})
-    assert bdecode_prefix(head) == ({b"a": 1}, len(head))
+    assert bdecode_prefix(head) == ({b"a": 1}, len(head), ())
 
 
 @pytest.mark.parametrize("body", [b"", b"d", b"d1:ai1e", b"junk e here", b"eeee", b"d3:abc" + b"x" * 2000 + b"e"])
@@ -111,8 +111,8 @@ def test_compact_peers_ignores_partial_entry():
 def test_pex_body_decoded():
     body = wb.bencode({b"added": wb.compact_v4("10.0.0.1", 80), b"added6": wb.compact_v6("::2", 81),
                        b"dropped": b"", b"added.f": b"\x02"})
-    data, trailing = decode_body("ut_pex", body)
-    assert trailing == 0
+    data, trailing, deviations = decode_body("ut_pex", body)
+    assert trailing == 0 and deviations == ()
     assert data == {"added": ["10.0.0.1:80"], "added6": ["[::2]:81"], "dropped": [], "added.f": "\x02"}
 
 
