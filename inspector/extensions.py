@@ -28,6 +28,8 @@ MAX_DIGITS = 20
 MAX_DICT_PREFIX = 1024
 # How many distinct deviations one finding names before it just counts the rest.
 SHOWN_DEVIATIONS = 3
+# Keys are peer-controlled and may be long; a finding shows this many bytes of one.
+MAX_KEY_SHOWN = 40
 
 _DIGITS = frozenset(b"0123456789")
 _E, _I, _L, _D, _ZERO = b"eild0"
@@ -115,7 +117,8 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
             if top is None:
                 raise BencodeError(f"unexpected 'e' at byte {pos}")
             if top.pending is not None:
-                raise BencodeError(f"dictionary key {_text(top.pending)!r} without a value (at byte {pos})")
+                key = _text(top.pending[:MAX_KEY_SHOWN])
+                raise BencodeError(f"dictionary key {key!r} without a value (at byte {pos})")
             stack.pop()
             value: object = top.value
             pos += 1
@@ -124,7 +127,7 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
                 raise BencodeError(f"dictionary key is not a string (byte {pos})")
             key, pos = _string(body, pos, deviations)
             if key in top.value:
-                deviations[f"duplicate key {_text(key)!r}"] = None
+                deviations[f"duplicate key {_text(key[:MAX_KEY_SHOWN])!r}"] = None
             elif top.last is not None and key < top.last:
                 deviations["dict keys out of order"] = None
             top.last = top.pending = key
@@ -159,7 +162,7 @@ def _integer(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[int, i
         raise BencodeError(f"integer at byte {pos} unterminated or longer than {MAX_DIGITS} digits")
     text = body[pos + 1 : stop]
     digits = text[1:] if text[:1] == b"-" else text
-    if not digits.isdigit():
+    if not digits.isdigit() or len(digits) > MAX_DIGITS:
         raise BencodeError(f"bad integer {_text(text)!r} at byte {pos}")
     if len(digits) > 1 and digits[0] == _ZERO:
         deviations["leading zero in integer"] = None
