@@ -233,17 +233,50 @@ class Unknown:
     type: ClassVar[str] = "unknown"
 
 
+# How much each kind of finding matters, as Wireshark's expert info grades it:
+# "error", what a real peer would hang up on; "warning", what the capture lost
+# (the bytes themselves may be fine); "note", a deviation real peers forgive.
+SEVERITY: dict[str, str] = {
+    "bad_protocol": "error",
+    "oversize": "error",
+    "malformed": "error",
+    "bad_bencode": "error",
+    "info_hash_mismatch": "error",
+    "self_connection": "error",
+    "hole": "warning",
+    "truncated": "warning",
+    "midstream": "warning",
+    "resync": "warning",
+    "duplicate_peer_id": "error",
+    "bencode_lenient": "note",
+}
+
+
+SEVERITIES = ("error", "warning", "note")
+
+
+def severity_of(kind: str) -> str:
+    """A kind's severity; a kind not in the table is taken as an error, never hidden."""
+    return SEVERITY.get(kind, "error")
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """Something a real peer would have hung up on, or that the capture lost.
+    """Something a real peer would have hung up on, or forgiven, or that the capture lost.
 
-    ``kind`` is one of: bad_protocol, oversize, malformed, bad_bencode, hole,
-    truncated, info_hash_mismatch, self_connection, midstream, resync.
+    ``kind`` is one of SEVERITY's keys; ``severity`` follows from it unless given.
     """
 
     kind: str
     detail: str
+    severity: str = ""
     type: ClassVar[str] = "finding"
+
+    def __post_init__(self) -> None:
+        if not self.severity:
+            object.__setattr__(self, "severity", severity_of(self.kind))
+        elif self.severity not in SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {SEVERITIES}")
 
 
 Message = Union[

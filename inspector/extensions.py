@@ -1,22 +1,59 @@
-"""BEP 10 extension bodies: the handshake, ut_metadata (BEP 9) and ut_pex (BEP 11).
+"""BEP 10 extension bodies: the handshake, ut_metadata (BEP 9), ut_pex (BEP 11) and
+the binary ones (upload_only, share_mode, lt_donthave, ut_holepunch (BEP 55)).
 
-Bencode itself comes from fastbencode (a maintained, strict decoder with a Rust
-core); this module only turns what it returns into JSON-safe data a user can read,
-with depth bounded so hostile nesting cannot blow the stack.
+Bencode comes first from fastbencode (a maintained, strict decoder with a Rust
+core). Real peers are laxer than it: libtorrent's bdecode accepts dictionary keys
+in any order, duplicate keys, and leading zeros (it only calls them "soft errors"),
+and µTorrent-family clients send unsorted dictionaries. So when fastbencode refuses
+a body, a small lenient decoder of our own tries again and says which deviations
+it had to forgive; what libtorrent refuses (bad lengths, junk, empty integers,
+more than 20 digits) it refuses too. Depth, token count and work are bounded so
+hostile input cannot blow the stack, the memory or the clock.
 """
 from __future__ import annotations
 
 import socket
+import struct
+from collections.abc import Callable
+from typing import NamedTuple
 
 import fastbencode
 
 MAX_DEPTH = 32
+# libtorrent's default token limit for bdecode.
+MAX_TOKENS = 1_000_000
+# libtorrent's check_integer refuses integers of more than 20 digits.
+MAX_DIGITS = 20
 # ut_metadata's dictionary is followed by raw metadata; it is never this long.
 MAX_DICT_PREFIX = 1024
+# How many distinct deviations one finding names before it just counts the rest.
+SHOWN_DEVIATIONS = 3
+# Keys are peer-controlled and may be long; a finding shows this many bytes of one.
+MAX_KEY_SHOWN = 40
+
+_DIGITS = frozenset(b"0123456789")
+_E, _I, _L, _D, _ZERO = b"eild0"
 
 
-class BencodeError(ValueError):
-    """The body is not valid bencode."""
+class BodyError(ValueError):
+    """An extended message body is not what its extension says; ``kind`` names the finding."""
+
+    kind = "malformed"
+
+
+class BencodeError(BodyError):
+    """The body is not valid bencode, not even to a lenient peer."""
+
+    kind = "bad_bencode"
+
+
+class Body(NamedTuple):
+    """A decoded extended message body: JSON-safe data, the count of raw bytes after it,
+    and the bencode deviations a strict decoder would have refused."""
+
+    data: object
+    trailing: int
+    deviations: tuple[str, ...] = ()
 
 
 def _text(value: bytes) -> str:
@@ -40,18 +77,130 @@ def json_safe(value: object, depth: int = 0) -> object:
     return value
 
 
-def bdecode(body: bytes) -> object:
+def describe(deviations: tuple[str, ...]) -> str:
+    """The deviations as one finding's detail, the first few named."""
+    shown = "; ".join(deviations[:SHOWN_DEVIATIONS])
+    more = len(deviations) - SHOWN_DEVIATIONS
+    return f"{shown} (and {more} more)" if more > 0 else shown
+
+
+class _Frame:
+    """An open list or dictionary; for a dictionary, its last key and the key awaiting a value."""
+
+    __slots__ = ("value", "last", "pending")
+
+    def __init__(self, value: list | dict) -> None:
+        self.value = value
+        self.last: bytes | None = None
+        self.pending: bytes | None = None
+
+
+def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
+    """Decode the bencoded value at the start of ``body`` the way libtorrent would.
+
+    Iterative, so depth costs no stack; every step consumes at least one byte and
+    every key is compared once with its predecessor, so the work is linear.
+    Returns the value, where it ended, and the deviations (in first-seen order).
+    """
+    deviations: dict[str, None] = {}
+    stack: list[_Frame] = []
+    pos, end, tokens = 0, len(body), 0
+    while True:
+        if pos >= end:
+            raise BencodeError(f"data ends inside a value (at byte {pos})")
+        tokens += 1
+        if tokens > MAX_TOKENS:
+            raise BencodeError(f"more than {MAX_TOKENS} values")
+        c = body[pos]
+        top = stack[-1] if stack else None
+        if c == _E:
+            if top is None:
+                raise BencodeError(f"unexpected 'e' at byte {pos}")
+            if top.pending is not None:
+                key = _text(top.pending[:MAX_KEY_SHOWN])
+                raise BencodeError(f"dictionary key {key!r} without a value (at byte {pos})")
+            stack.pop()
+            value: object = top.value
+            pos += 1
+        elif top is not None and top.pending is None and isinstance(top.value, dict):
+            if c not in _DIGITS:
+                raise BencodeError(f"dictionary key is not a string (byte {pos})")
+            key, pos = _string(body, pos, deviations)
+            if key in top.value:
+                deviations[f"duplicate key {_text(key[:MAX_KEY_SHOWN])!r}"] = None
+            elif top.last is not None and key < top.last:
+                deviations["dict keys out of order"] = None
+            top.last = top.pending = key
+            continue
+        elif c in (_D, _L):
+            if len(stack) >= MAX_DEPTH:
+                raise BencodeError(f"nested deeper than {MAX_DEPTH} levels")
+            stack.append(_Frame({} if c == _D else []))
+            pos += 1
+            continue
+        elif c == _I:
+            value, pos = _integer(body, pos, deviations)
+        elif c in _DIGITS:
+            value, pos = _string(body, pos, deviations)
+        else:
+            raise BencodeError(f"unexpected byte {bytes([c])!r} at byte {pos}")
+        if not stack:
+            if whole and pos != end:
+                raise BencodeError(f"{end - pos} bytes of junk after the value")
+            return value, pos, tuple(deviations)
+        top = stack[-1]
+        if isinstance(top.value, list):
+            top.value.append(value)
+        else:
+            top.value[top.pending] = value  # a duplicate key: the last value wins
+            top.pending = None
+
+
+def _integer(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[int, int]:
+    stop = body.find(b"e", pos + 1, pos + 3 + MAX_DIGITS)
+    if stop == -1:
+        raise BencodeError(f"integer at byte {pos} unterminated or longer than {MAX_DIGITS} digits")
+    text = body[pos + 1 : stop]
+    digits = text[1:] if text[:1] == b"-" else text
+    if not digits.isdigit() or len(digits) > MAX_DIGITS:
+        raise BencodeError(f"bad integer {_text(text)!r} at byte {pos}")
+    if len(digits) > 1 and digits[0] == _ZERO:
+        deviations["leading zero in integer"] = None
+    elif digits == b"0" and text[:1] == b"-":
+        deviations["negative zero"] = None
+    return int(text), stop + 1
+
+
+def _string(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[bytes, int]:
+    colon = body.find(b":", pos, pos + 1 + MAX_DIGITS)
+    if colon == -1 or not body[pos:colon].isdigit():
+        raise BencodeError(f"string length at byte {pos} without ':'")
+    if colon - pos > 1 and body[pos] == _ZERO:
+        deviations["leading zero in string length"] = None
+    start = colon + 1
+    stop = start + int(body[pos:colon])
+    if stop > len(body):
+        raise BencodeError(f"string at byte {pos} runs {stop - len(body)} bytes past the end")
+    return body[start:stop], stop
+
+
+_STRICT_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
+
+
+def bdecode(body: bytes) -> tuple[object, tuple[str, ...]]:
+    """The bencoded value that is all of ``body``, and the deviations forgiven."""
     try:
-        return fastbencode.bdecode(body)
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise BencodeError(str(exc) or type(exc).__name__) from None
+        return fastbencode.bdecode(body), ()
+    except _STRICT_ERRORS:
+        value, _, deviations = _lenient(body, whole=True)
+        return value, deviations
 
 
-def bdecode_prefix(body: bytes) -> tuple[object, int]:
-    """Decode the bencoded value at the start of ``body``; return it and its length.
+def bdecode_prefix(body: bytes) -> tuple[object, int, tuple[str, ...]]:
+    """Decode the bencoded dictionary at the start of ``body``: value, length, deviations.
 
     Bencode values are prefix-free, so exactly one prefix ending in ``e`` decodes:
-    trying each candidate end keeps us on the library's strict decoder.
+    trying each candidate end keeps well-formed bodies on the strict decoder.
     """
     if body[:1] != b"d":
         raise BencodeError("the body does not start with a bencoded dictionary")
@@ -59,10 +208,13 @@ def bdecode_prefix(body: bytes) -> tuple[object, int]:
     end = body.find(b"e", 0, limit)
     while end != -1:
         try:
-            return fastbencode.bdecode(body[: end + 1]), end + 1
-        except (ValueError, TypeError, KeyError, RecursionError):
+            return fastbencode.bdecode(body[: end + 1]), end + 1, ()
+        except _STRICT_ERRORS:
             end = body.find(b"e", end + 1, limit)
-    raise BencodeError("no complete bencoded dictionary at the start of the body")
+    try:
+        return _lenient(body[:limit], whole=False)
+    except BencodeError as exc:
+        raise BencodeError(f"no complete bencoded dictionary at the start of the body ({exc})") from None
 
 
 def compact_peers(blob: bytes, width: int) -> list[str]:
@@ -88,12 +240,72 @@ _PEX_LISTS = {b"added": 6, b"dropped": 6, b"added6": 18, b"dropped6": 18}
 _ADDRESS_KEYS = (b"yourip", b"ipv4", b"ipv6")
 
 
-def decode_body(name: str | None, payload: bytes) -> tuple[object, int]:
-    """JSON-safe form of an extended message body and the count of raw trailing bytes."""
+_U32 = struct.Struct(">I")
+_HOLEPUNCH = struct.Struct(">BB")  # msg_type, addr_type
+_HOLEPUNCH_ADDR = {0: struct.Struct(">4sH"), 1: struct.Struct(">16sH")}  # address, port
+_HOLEPUNCH_ERROR = 2
+
+
+def _flag(name: str) -> Callable[[bytes], dict]:
+    """upload_only and share_mode: one byte, nonzero meaning on (as libtorrent reads it)."""
+
+    def decode(payload: bytes) -> dict:
+        if len(payload) != 1:
+            raise BodyError(f"{name} body of {len(payload)} bytes, expected 1")
+        return {name: payload[0]}
+
+    return decode
+
+
+def _donthave(payload: bytes) -> dict:
+    if len(payload) != _U32.size:
+        raise BodyError(f"lt_donthave body of {len(payload)} bytes, expected {_U32.size}")
+    return {"index": _U32.unpack(payload)[0]}
+
+
+def _holepunch(payload: bytes) -> dict:
+    """BEP 55. The BEP always ends with a 4-byte err_code (0 unless msg_type is 2,
+    error); libtorrent writes it only for errors, so without it the body is still whole."""
+    if len(payload) < _HOLEPUNCH.size:
+        raise BodyError(f"ut_holepunch body of {len(payload)} bytes, shorter than its header")
+    msg_type, addr_type = _HOLEPUNCH.unpack_from(payload)
+    layout = _HOLEPUNCH_ADDR.get(addr_type)
+    if layout is None:
+        raise BodyError(f"ut_holepunch addr_type {addr_type}, expected 0 (IPv4) or 1 (IPv6)")
+    head = _HOLEPUNCH.size + layout.size
+    sizes = (head + _U32.size,) if msg_type == _HOLEPUNCH_ERROR else (head, head + _U32.size)
+    if len(payload) not in sizes:
+        expected = " or ".join(map(str, sizes))
+        raise BodyError(f"ut_holepunch msg_type {msg_type} body of {len(payload)} bytes, expected {expected}")
+    addr, port = layout.unpack_from(payload, _HOLEPUNCH.size)
+    host = _address(addr)
+    out: dict = {"msg_type": msg_type, "addr": f"{host}:{port}" if addr_type == 0 else f"[{host}]:{port}"}
+    if len(payload) > head:
+        out["err_code"] = _U32.unpack_from(payload, head)[0]
+    return out
+
+
+# Extensions whose bodies are not bencoded, by the name the receiver's m gives them.
+_BINARY: dict[str, Callable[[bytes], dict]] = {
+    "upload_only": _flag("upload_only"),
+    "share_mode": _flag("share_mode"),
+    "lt_donthave": _donthave,
+    "ut_holepunch": _holepunch,
+}
+
+
+def decode_body(name: str | None, payload: bytes) -> Body:
+    """An extended message body decoded as what its extension says it is.
+
+    Raises ``BodyError`` (``BencodeError`` for bencode) when it is not.
+    """
+    binary = _BINARY.get(name) if name else None
+    if binary:
+        return Body(binary(payload), 0)
     if name == "ut_metadata":
-        value, used = bdecode_prefix(payload)
-        return json_safe(value), len(payload) - used
-    value = bdecode(payload)
+        value, used, deviations = bdecode_prefix(payload)
+        return Body(json_safe(value), len(payload) - used, deviations)
+    value, deviations = bdecode(payload)
     if isinstance(value, dict):
         if name == "ut_pex":
             value = {
@@ -105,7 +317,7 @@ def decode_body(name: str | None, payload: bytes) -> tuple[object, int]:
                 k: _address(v) if k in _ADDRESS_KEYS and isinstance(v, bytes) else v
                 for k, v in value.items()
             }
-    return json_safe(value), 0
+    return Body(json_safe(value), 0, deviations)
 
 
 def extension_names(handshake: object) -> dict[int, str]:

@@ -144,7 +144,7 @@ def text_line(record: Record, first_ts: float) -> str:
     session = record.session
     src, dst = _endpoints(record)
     if event.type == "finding":
-        what = f"!! {event.kind}: {event.detail}"
+        what = f"!! {event.kind} [{event.severity}]: {event.detail}"
     else:
         what = f"{event.type} {_detail(event)}".rstrip()
     return safe_text(f"{record.frame:>7} {record.ts - first_ts:11.6f} #{session.id:<3} {src} → {dst}  {what}")
@@ -195,5 +195,5 @@ def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
                 f"{side.payload_bytes} payload bytes, {side.stream_bytes} stream bytes"
             )
         for f in s.findings:
-            lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind}: {f.detail}")
+            lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind} [{ev.severity_of(f.kind)}]: {f.detail}")
         out.write("".join(safe_text(line) + "\n" for line in lines))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import events as ev
-from .extensions import BencodeError, decode_body
+from .extensions import BodyError, decode_body, describe
 from .resync import EXPECTED_MAX, Hunt, Torrent
 from .wire import (
     BLOCK, DEFAULT_MAX_LEN, FIXED_LEN, HANDSHAKE_LEN, HASH_HEAD, HASH_HEAD_LEN, MIN_LEN, PIECE_HEAD,
@@ -300,11 +300,15 @@ class PeerWireParser:
     def _extended(self, body: bytes, out: list) -> ev.Event:
         ext_id = body[1]
         name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
+        what = f"extended message {ext_id} ({name or 'unnamed'})"
         try:
-            data, trailing = decode_body(name, body[2:])
-        except BencodeError as exc:
-            out.append(ev.Finding("bad_bencode", f"extended message {ext_id} ({name or 'unnamed'}): {exc}"))
+            data, trailing, deviations = decode_body(name, body[2:])
+        except BodyError as exc:
+            out.append(ev.Finding(exc.kind, f"{what}: {exc}"))
             data, trailing = None, len(body) - 2
+        else:
+            if deviations:
+                out.append(ev.Finding("bencode_lenient", f"{what}: {describe(deviations)}"))
         if ext_id == 0 and isinstance(data, dict):
             self.ext_handshake = data
         return ev.Extended(ext_id, name, data, trailing, len(body))

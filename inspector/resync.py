@@ -22,7 +22,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from .extensions import BencodeError, decode_body
+from .extensions import BodyError, decode_body
 from .wire import BLOCK, PIECE_HEAD, U32
 
 MAX_BLOCK = 1 << 17  # the largest block any client requests (libtorrent's limit is 128 KiB)
@@ -256,7 +256,7 @@ class Hunt:
                 return _BAD, 0, 0
             try:
                 decode_body("handshake" if ext_id == 0 else names.get(ext_id), body[1:])
-            except BencodeError:
+            except BodyError:
                 return _BAD, 0, 0
             return _OK, 2, nxt
         if mid in (21, 23):

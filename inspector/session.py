@@ -57,7 +57,8 @@ class SessionFinding:
     detail: str
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "side": self.side, "frame": self.frame, "detail": self.detail}
+        return {"kind": self.kind, "severity": ev.severity_of(self.kind), "side": self.side,
+                "frame": self.frame, "detail": self.detail}
 
 
 class PeerRegistry:

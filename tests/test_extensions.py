@@ -1,14 +1,25 @@
-"""Extension-body helpers: JSON-safe bencode, prefix decoding, compact peers, m ids."""
+"""Extension-body helpers: JSON-safe bencode, lenient bencode, prefix decoding, binary
+extension bodies, compact peers, m ids."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
+import time
+from pathlib import Path
 
+import fastbencode
 import pytest
 
 import wirebuild as wb
+from inspector import events as ev
 from inspector.extensions import (
-    MAX_DEPTH, BencodeError, bdecode, bdecode_prefix, compact_peers, decode_body, extension_names, json_safe,
+    MAX_DEPTH, BencodeError, BodyError, bdecode, bdecode_prefix, compact_peers, decode_body, describe,
+    extension_names, json_safe,
 )
+
+REPO = Path(__file__).resolve().parent.parent
+MIDSTREAM = REPO.parent / "shared" / "wild" / "ndpi-bittorrent-midstream.pcap"
 
 
 def nested(levels: int, leaf: object = 1) -> object:
@@ -66,21 +77,21 @@ def test_bdecode_invalid_raises_bencode_error():
 def test_bdecode_prefix_exact_end_with_e_in_trailing_data():
     head = wb.bencode({b"msg_type": 1, b"piece": 0, b"total_size": 5})
     trailing = b"eeeee" + b"d1:ei1ee" + b"le" + bytes(range(256))
-    value, used = bdecode_prefix(head + trailing)
+    value, used, deviations = bdecode_prefix(head + trailing)
     assert value == {b"msg_type": 1, b"piece": 0, b"total_size": 5}
-    assert used == len(head)
+    assert used == len(head) and deviations == ()
 
 
 def test_bdecode_prefix_e_inside_the_dict():
     head = wb.bencode({b"e": b"eee", b"ee": [b"e", 1], b"x": {b"e": 0}})
-    value, used = bdecode_prefix(head + b"e" * 3)
-    assert used == len(head)
+    value, used, deviations = bdecode_prefix(head + b"e" * 3)
+    assert used == len(head) and deviations == ()
     assert value == {b"e": b"eee", b"ee": [b"e", 1], b"x": {b"e": 0}}
 
 
 def test_bdecode_prefix_whole_body():
     head = wb.bencode({b"a": 1})
-    assert bdecode_prefix(head) == ({b"a": 1}, len(head))
+    assert bdecode_prefix(head) == ({b"a": 1}, len(head), ())
 
 
 @pytest.mark.parametrize("body", [b"", b"d", b"d1:ai1e", b"junk e here", b"eeee", b"d3:abc" + b"x" * 2000 + b"e"])
@@ -111,8 +122,8 @@ def test_compact_peers_ignores_partial_entry():
 def test_pex_body_decoded():
     body = wb.bencode({b"added": wb.compact_v4("10.0.0.1", 80), b"added6": wb.compact_v6("::2", 81),
                        b"dropped": b"", b"added.f": b"\x02"})
-    data, trailing = decode_body("ut_pex", body)
-    assert trailing == 0
+    data, trailing, deviations = decode_body("ut_pex", body)
+    assert trailing == 0 and deviations == ()
     assert data == {"added": ["10.0.0.1:80"], "added6": ["[::2]:81"], "dropped": [], "added.f": "\x02"}
 
 
@@ -128,3 +139,226 @@ def test_extension_names():
 @pytest.mark.parametrize("hs", [None, [], "m", {}, {"m": []}, {"m": "x"}, {"v": "client"}])
 def test_extension_names_without_m(hs):
     assert extension_names(hs) == {}
+
+
+# ---------------------------------------------------------------- lenient bencode
+
+UNSORTED = b"d1:md11:upload_onlyi3e11:lt_donthavei7e6:ut_pexi1ee1:pi6881ee"
+
+
+def test_unsorted_keys_decoded_as_sorted_ones_would_be():
+    value, deviations = bdecode(UNSORTED)
+    assert deviations == ("dict keys out of order",)
+    assert value == {b"m": {b"upload_only": 3, b"lt_donthave": 7, b"ut_pex": 1}, b"p": 6881}
+    assert list(value[b"m"]) == [b"upload_only", b"lt_donthave", b"ut_pex"]  # wire order kept
+    sorted_body = wb.bencode(value)
+    assert bdecode(sorted_body) == (value, ())
+
+
+def test_duplicate_key_last_value_wins():
+    value, deviations = bdecode(b"d1:ai1e1:bi2e1:ai3ee")
+    assert value == {b"a": 3, b"b": 2}
+    assert deviations == ("duplicate key 'a'",)
+
+
+def test_duplicate_adjacent_key_is_a_duplicate_not_disorder():
+    assert bdecode(b"d1:ai1e1:ai2ee") == ({b"a": 2}, ("duplicate key 'a'",))
+
+
+def test_deviations_listed_once_each_in_order_seen():
+    body = b"d1:bi1e1:ai2e1:bi3e1:ci04e1:bi5ee"
+    value, deviations = bdecode(body)
+    assert value == {b"b": 5, b"a": 2, b"c": 4}
+    assert deviations == ("dict keys out of order", "duplicate key 'b'", "leading zero in integer")
+
+
+@pytest.mark.parametrize(
+    "body, value, deviation",
+    [(b"i007e", 7, "leading zero in integer"), (b"i-07e", -7, "leading zero in integer"),
+     (b"i-0e", 0, "negative zero"), (b"03:abc", b"abc", "leading zero in string length"),
+     (b"l00:e", [b""], "leading zero in string length")],
+)
+def test_leading_zeros_tolerated_as_libtorrent_does(body, value, deviation):
+    assert bdecode(body) == (value, (deviation,))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"d1:bi1e1:a", b"d1:bi1e1:ai2e", b"d1:bi1e1:a5:abce", b"d1:bi1ei1ei2ee", b"d1:bi1e1:aie",
+     b"d1:bi1e1:ai-e", b"d1:bi1e1:ai1-2ee", b"d1:bi1e1:ai+1ee", b"d1:bi1e1:ai 1ee", b"d1:bi1e1:a-1:xe",
+     b"d1:bi1e1:ai" + b"9" * 21 + b"ee", b"d1:bi1e1:ai1e1:ce", b"d1:bi1e1:ai1eejunk", b"d1:bi1e1:ax1:ye",
+     b"d1:bi1e1:a" + b"9" * 30 + b":xe", b"d1:bi1e1:ai1eee"],
+    ids=["unterminated", "unterminated_value", "string_past_end", "int_key", "empty_int", "bare_minus",
+         "minus_inside", "plus_sign", "space", "negative_length", "21_digits", "key_without_value",
+         "junk_after", "bad_type_byte", "huge_length", "extra_e"],
+)
+def test_truly_malformed_still_refused_when_keys_are_unsorted(body):
+    """Each body has unsorted keys, so the lenient decoder is what refuses it."""
+    with pytest.raises(BencodeError):
+        bdecode(body)
+
+
+def test_depth_bomb_refused_at_the_depth_limit():
+    """A megabyte of open lists is refused at level MAX_DEPTH + 1, not after reading it all."""
+    bomb = b"d1:bi1e1:a" + b"l" * 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(BencodeError, match=f"deeper than {MAX_DEPTH}"):
+        bdecode(bomb)
+    assert time.perf_counter() - start < 1.0
+    at_limit = b"d1:bi1e1:a" + b"l" * (MAX_DEPTH - 1) + b"e" * (MAX_DEPTH - 1) + b"e"
+    value, deviations = bdecode(at_limit)
+    assert json_safe(value) == {"b": 1, "a": nested(MAX_DEPTH - 2, [])} and deviations
+
+
+def test_wide_unsorted_body_decodes_in_linear_time():
+    """50,000 keys in descending order, each compared once with its predecessor
+    (a decoder comparing each key with all before it would take billions of steps)."""
+    keys = [b"%06d" % i for i in range(50_000, 0, -1)]
+    body = b"d" + b"".join(b"6:" + k + b"i1e" for k in keys) + b"e"
+    start = time.perf_counter()
+    value, deviations = bdecode(body)
+    assert time.perf_counter() - start < 5.0
+    assert len(value) == 50_000 and deviations == ("dict keys out of order",)
+
+
+def test_describe_names_three_and_counts_the_rest():
+    assert describe(("a", "b")) == "a; b"
+    assert describe(("a", "b", "c", "d", "e")) == "a; b; c (and 2 more)"
+
+
+def test_long_duplicate_key_shortened_in_the_deviation():
+    key = b"k" * 5000
+    body = b"d" + b"%d:" % len(key) + key + b"i1e" + b"%d:" % len(key) + key + b"i2ee"
+    value, (deviation,) = bdecode(body)
+    assert value == {key: 2} and len(deviation) < 100
+
+
+def test_bdecode_prefix_lenient_keeps_the_raw_data_after_it():
+    head = b"d5:piecei0e8:msg_typei1e10:total_sizei5ee"
+    raw = b"eeeee" + bytes(range(256))
+    value, used, deviations = bdecode_prefix(head + raw)
+    assert value == {b"msg_type": 1, b"piece": 0, b"total_size": 5}
+    assert used == len(head) and deviations == ("dict keys out of order",)
+    body = decode_body("ut_metadata", head + raw)
+    assert body == ({"msg_type": 1, "piece": 0, "total_size": 5}, len(raw), ("dict keys out of order",))
+
+
+@pytest.mark.parametrize("body", [b"d5:piecei0e8:msg_typei1e", b"d5:piecei0e8:msg_typeie" + b"x" * 50])
+def test_bdecode_prefix_lenient_still_refuses_broken_dicts(body):
+    with pytest.raises(BencodeError):
+        bdecode_prefix(body)
+
+
+def _utorrent_handshake_body() -> bytes:
+    """The first extension handshake body in the nDPI capture: a µTorrent 3.4.5 peer's,
+    reassembled here from the capture's TCP segments with scapy."""
+    if not MIDSTREAM.is_file():
+        pytest.skip(f"{MIDSTREAM} not found")
+    from scapy.layers.inet import IP, TCP
+    from scapy.utils import rdpcap
+
+    segments = {}
+    for pkt in rdpcap(str(MIDSTREAM)):
+        if IP in pkt and TCP in pkt and pkt[IP].src == "82.57.97.83" and pkt[TCP].dport == 52887:
+            segments.setdefault(pkt[TCP].seq, bytes(pkt[TCP].payload))
+    stream = b"".join(segments[seq] for seq in sorted(segments))
+    at = stream.index(b"\x14\x00d") - 4
+    (length,) = struct.unpack_from(">I", stream, at)
+    return stream[at + 6 : at + 4 + length]
+
+
+def test_utorrent_handshake_from_the_wild():
+    body = _utorrent_handshake_body()
+    assert body.startswith(b"d1:ei0e4:ipv4")
+    with pytest.raises(ValueError):
+        fastbencode.bdecode(body)  # the strict decoder refuses it: the reason for all this
+    data, trailing, deviations = decode_body("handshake", body)
+    assert deviations == ("dict keys out of order",) and trailing == 0
+    assert data["v"] == "\u03bcTorrent 3.4.5"  # sent as UTF-8 Greek mu
+    assert data["ipv4"] == "82.57.97.83" and data["p"] == 53137
+    assert extension_names(data) == {3: "upload_only", 7: "lt_donthave", 4: "ut_holepunch",
+                                     2: "ut_metadata", 1: "ut_pex", 6: "ut_comment"}
+
+
+# ---------------------------------------------------------------- binary extension bodies
+
+
+@pytest.mark.parametrize("name", ["upload_only", "share_mode"])
+@pytest.mark.parametrize("byte", [0, 1])
+def test_one_byte_flags(name, byte):
+    assert decode_body(name, bytes([byte])) == ({name: byte}, 0, ())
+
+
+@pytest.mark.parametrize("name, payload", [("upload_only", b""), ("upload_only", b"\x00\x01"),
+                                           ("share_mode", b"i1e"), ("lt_donthave", b"\x00\x00\x01"),
+                                           ("lt_donthave", bytes(5))])
+def test_binary_body_of_the_wrong_size_is_malformed_not_bad_bencode(name, payload):
+    with pytest.raises(BodyError) as caught:
+        decode_body(name, payload)
+    assert caught.value.kind == "malformed" and not isinstance(caught.value, BencodeError)
+    assert name in str(caught.value)
+
+
+def test_lt_donthave():
+    assert decode_body("lt_donthave", struct.pack(">I", 0xDEADBEEF)) == ({"index": 0xDEADBEEF}, 0, ())
+
+
+def _holepunch(msg_type: int, host: str, port: int, err_code: int | None) -> bytes:
+    """BEP 55's layout, written out here: msg_type, addr_type, addr, port, err_code."""
+    v6 = ":" in host
+    addr = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host)
+    out = bytes([msg_type, 1 if v6 else 0]) + addr + struct.pack(">H", port)
+    return out if err_code is None else out + struct.pack(">I", err_code)
+
+
+@pytest.mark.parametrize(
+    "payload, expected",
+    [(_holepunch(0, "203.0.113.5", 6881, 0), {"msg_type": 0, "addr": "203.0.113.5:6881", "err_code": 0}),
+     (_holepunch(1, "2001:db8::7", 51413, 0), {"msg_type": 1, "addr": "[2001:db8::7]:51413", "err_code": 0}),
+     (_holepunch(1, "198.51.100.1", 1, None), {"msg_type": 1, "addr": "198.51.100.1:1"}),
+     (_holepunch(2, "198.51.100.1", 65535, 3), {"msg_type": 2, "addr": "198.51.100.1:65535", "err_code": 3}),
+     (_holepunch(2, "::1", 80, 4), {"msg_type": 2, "addr": "[::1]:80", "err_code": 4})],
+    ids=["rendezvous_v4_bep55", "connect_v6_bep55", "connect_v4_libtorrent_no_err_code", "error_v4", "error_v6"],
+)
+def test_ut_holepunch(payload, expected):
+    assert decode_body("ut_holepunch", payload) == (expected, 0, ())
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\x00", _holepunch(2, "198.51.100.1", 9, None), _holepunch(0, "1.2.3.4", 9, 0) + b"\x00",
+     bytes([0, 2]) + bytes(10), _holepunch(0, "::1", 9, 0)[:-5]],
+    ids=["empty", "one_byte", "error_without_code", "one_byte_too_many", "addr_type_2", "v6_cut_short"],
+)
+def test_ut_holepunch_malformed(payload):
+    with pytest.raises(BodyError) as caught:
+        decode_body("ut_holepunch", payload)
+    assert caught.value.kind == "malformed"
+
+
+def test_binary_names_only_by_name():
+    """The same byte under an unnamed id is bencode, and not valid bencode."""
+    with pytest.raises(BencodeError):
+        decode_body(None, b"\x01")
+
+
+# ---------------------------------------------------------------- finding severity
+
+
+@pytest.mark.parametrize(
+    "kind, severity",
+    [("bad_protocol", "error"), ("oversize", "error"), ("malformed", "error"), ("bad_bencode", "error"),
+     ("info_hash_mismatch", "error"), ("self_connection", "error"), ("hole", "warning"),
+     ("truncated", "warning"), ("midstream", "warning"), ("resync", "warning"), ("bencode_lenient", "note"),
+     ("some_new_kind", "error")],
+)
+def test_finding_severity_follows_kind(kind, severity):
+    finding = ev.Finding(kind, "detail")
+    assert finding.severity == severity
+    assert finding == ev.Finding(kind, "detail", severity)
+
+
+def test_finding_severity_can_be_given_but_must_be_known():
+    assert ev.Finding("hole", "x", "error").severity == "error"
+    with pytest.raises(ValueError):
+        ev.Finding("hole", "x", "fatal")

@@ -796,3 +796,87 @@ def test_valid_stream_split_anywhere_gives_same_events(messages, reserved, peer_
     for chunk in split(data, cuts):
         pieces += parser.feed(chunk)
     assert pieces + parser.end() == expected
+
+
+# ---------------------------------------------------------------- lenient bencode, binary extension bodies
+
+UNSORTED_HS = b"d1:md11:upload_onlyi3e11:lt_donthavei7e12:ut_holepunchi4ee1:pi6881e1:v7:\xce\xbcT 3.4e"
+
+
+def test_unsorted_extension_handshake_decoded_with_a_note():
+    events, parser = run3(wb.extended(0, UNSORTED_HS) + wb.have(2), handshake=False)
+    assert kinds(events) == ["bencode_lenient", "extended", "have"]
+    note = events[0]
+    assert note.severity == "note" and note.detail == "extended message 0 (handshake): dict keys out of order"
+    data = {"m": {"upload_only": 3, "lt_donthave": 7, "ut_holepunch": 4}, "p": 6881, "v": "\u03bcT 3.4"}
+    assert events[1] == ev.Extended(0, "handshake", data, 0, 2 + len(UNSORTED_HS))
+    assert parser.ext_handshake == data
+    assert extension_names(parser.ext_handshake) == {3: "upload_only", 7: "lt_donthave", 4: "ut_holepunch"}
+
+
+def test_duplicate_keys_in_a_named_message_noted():
+    body = b"d1:xi1e1:xi2ee"
+    events, _ = run3(wb.extended(9, body), handshake=False, ext_names={9: "lt_tex"})
+    assert events == [ev.Finding("bencode_lenient", "extended message 9 (lt_tex): duplicate key 'x'"),
+                      ev.Extended(9, "lt_tex", {"x": 2}, 0, 2 + len(body))]
+
+
+BINARY_NAMES = {3: "upload_only", 7: "lt_donthave", 4: "ut_holepunch", 8: "share_mode"}
+
+
+@pytest.mark.parametrize(
+    "ext_id, payload, data",
+    [(3, b"\x01", {"upload_only": 1}), (3, b"\x00", {"upload_only": 0}), (8, b"\x01", {"share_mode": 1}),
+     (7, b"\x00\x00\x01\x02", {"index": 258}),
+     (4, bytes([2, 0, 192, 0, 2, 7]) + b"\x1a\xe1" + b"\x00\x00\x00\x02",
+      {"msg_type": 2, "addr": "192.0.2.7:6881", "err_code": 2})],
+    ids=["upload_only_on", "upload_only_off", "share_mode", "lt_donthave", "ut_holepunch_error"],
+)
+def test_binary_extension_bodies_by_name(ext_id, payload, data):
+    events, _ = run3(wb.extended(ext_id, payload), handshake=False, ext_names=BINARY_NAMES)
+    assert events == [ev.Extended(ext_id, BINARY_NAMES[ext_id], data, 0, 2 + len(payload))]
+
+
+@pytest.mark.parametrize("ext_id, payload", [(3, b""), (3, b"\x01\x00"), (7, b"\x00\x01"), (4, bytes([0, 5]) + bytes(10))],
+                         ids=["upload_only_empty", "upload_only_long", "lt_donthave_short", "holepunch_addr_type"])
+def test_binary_body_of_the_wrong_size_is_malformed(ext_id, payload):
+    events, parser = run3(wb.extended(ext_id, payload) + wb.have(6), handshake=False, ext_names=BINARY_NAMES)
+    assert kinds(events) == ["malformed", "extended", "have"]
+    assert events[0].severity == "error" and BINARY_NAMES[ext_id] in events[0].detail
+    assert events[1] == ev.Extended(ext_id, BINARY_NAMES[ext_id], None, len(payload), 2 + len(payload))
+    assert not parser.stopped
+
+
+def test_midstream_utorrent_capture_decodes_its_extension_messages():
+    """nDPI's µTorrent capture: every extension handshake decodes (with a note, not
+    bad_bencode), and the messages sent after the receiver's handshake are named."""
+    from conftest import REPO, decode_capture
+
+    capture = REPO.parent / "shared" / "wild" / "ndpi-bittorrent-midstream.pcap"
+    if not capture.is_file():
+        pytest.skip(f"{capture} not found")
+    messages, findings, _ = decode_capture(capture)
+    assert not [f for f in findings if "disordered" in f.event.detail]
+    assert not [f for f in findings if f.event.kind == "bad_bencode" and "(handshake)" in f.event.detail]
+    notes = [f.event for f in findings if f.event.kind == "bencode_lenient"]
+    assert notes and {(n.severity, n.detail.split(": ", 1)[1]) for n in notes} == {("note", "dict keys out of order")}
+    handshakes: dict[tuple[int, int], dict] = {}
+    named = []
+    for record in messages:
+        event = record.event
+        if event.type != "extended":
+            continue
+        if event.missing:  # a hole in its body: reported with what was captured, not decoded
+            assert event.data is None
+            continue
+        if event.ext_id == 0:
+            assert isinstance(event.data, dict) and "m" in event.data
+            handshakes[(record.session.id, record.side)] = event.data
+            continue
+        receiver = handshakes.get((record.session.id, 1 - record.side))
+        if receiver is not None and event.ext_id in extension_names(receiver):
+            assert event.ext_name == extension_names(receiver)[event.ext_id]
+            assert event.data is not None, (record.frame, event)
+            named.append(event.ext_name)
+    assert len(handshakes) >= 10
+    assert {"upload_only", "ut_comment"} <= set(named)
