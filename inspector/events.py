@@ -249,6 +249,7 @@ SEVERITY: dict[str, str] = {
     "resync": "warning",
     "duplicate_peer_id": "error",
     "bencode_lenient": "note",
+    "unnamed_extension": "note",
 }
 
 

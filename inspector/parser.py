@@ -304,7 +304,13 @@ class PeerWireParser:
         try:
             data, trailing, deviations = decode_body(name, body[2:])
         except BodyError as exc:
-            out.append(ev.Finding(exc.kind, f"{what}: {exc}"))
+            if name is None and not self.ext_names:
+                # Its name (and so its format) is in the receiver's extension handshake,
+                # which the capture does not hold: nothing is wrong that we can tell.
+                out.append(ev.Finding("unnamed_extension", f"{what}: not bencoded, and the receiver's extension "
+                                                           "handshake naming it was not captured"))
+            else:
+                out.append(ev.Finding(exc.kind, f"{what}: {exc}"))
             data, trailing = None, len(body) - 2
         else:
             if deviations:

@@ -880,3 +880,15 @@ def test_midstream_utorrent_capture_decodes_its_extension_messages():
             named.append(event.ext_name)
     assert len(handshakes) >= 10
     assert {"upload_only", "ut_comment"} <= set(named)
+
+
+def test_unnamed_binary_extension_without_the_receivers_handshake_is_a_note():
+    """µTorrent's upload_only (one byte) on an id whose name was in a handshake the
+    capture lost: not a peer's error."""
+    parser = PeerWireParser(handshake=False)
+    events = parser.feed(wb.extended(3, b"\x01"))
+    assert [(e.kind, e.severity) for e in events if e.type == "finding"] == [("unnamed_extension", "note")]
+    parser = PeerWireParser(handshake=False)
+    parser.ext_names = {1: "ut_pex"}
+    events = parser.feed(wb.extended(3, b"\x01"))
+    assert [e.kind for e in events if e.type == "finding"] == ["bad_bencode"]
