@@ -353,11 +353,17 @@ class PeerWireParser:
         """The message being read lost ``missing`` bytes; count past its last ``rest``.
 
         What it was is reported when its id and enough of its head were captured: a
-        bitfield or an extended message with ``missing`` set, so a snap-length-cut
-        capture still lists them.
+        bitfield or an extended message with ``missing`` set, a handshake with the
+        part of the peer id that was captured, so a snap-length-cut capture still
+        lists them.
         """
         head = self._head + bytes(self._buf) if self._step == self._read_body else bytes(self._buf)
-        if self._step == self._read_body or (self._step == self._read_head and head):
+        if self._step == self._read_peer_id:
+            # The info hash was captured: a snap-length cut often ends in the peer id.
+            self.peer_id = head
+            self.midstream = False
+            out.append(ev.Handshake(self.reserved, self.info_hash, head))  # type: ignore[arg-type]
+        elif self._step == self._read_body or (self._step == self._read_head and head):
             msg_id, length = head[0], self._length
             if msg_id == MessageId.EXTENDED and len(head) >= 2:
                 ext_id = head[1]

@@ -169,7 +169,7 @@ class Session:
         if other.info_hash is not None and other.info_hash != hs.info_hash:
             self.note(side, frame, "info_hash_mismatch",
                       f"info hash {hs.info_hash.hex()} differs from the other side's {other.info_hash.hex()}")
-        if other.peer_id is not None and other.peer_id == hs.peer_id:
+        if other.peer_id is not None and other.peer_id == hs.peer_id and len(hs.peer_id) == 20:
             self.note(side, frame, "self_connection", f"both sides use peer id {hs.peer_id.hex()}")
         if self.registry is not None:
             self.registry.handshake(self, side, frame)

@@ -892,3 +892,11 @@ def test_unnamed_binary_extension_without_the_receivers_handshake_is_a_note():
     parser.ext_names = {1: "ut_pex"}
     events = parser.feed(wb.extended(3, b"\x01"))
     assert [e.kind for e in events if e.type == "finding"] == ["bad_bencode"]
+
+
+def test_handshake_cut_in_its_peer_id_is_still_reported():
+    """tcpdump -s 128 keeps 62 bytes of a 68-byte handshake segment: the info hash is there."""
+    data = wb.handshake(INFO_HASH, PEER_A)
+    events, parser = run3(data[:62], GAP(6), wb.have(1))
+    assert messages(events) == [ev.Handshake(bytes(8), INFO_HASH, PEER_A[:14]), ev.Have(1)]
+    assert not parser.hunting
