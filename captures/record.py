@@ -80,7 +80,7 @@ class Twin:
 
 # A 1 MiB transfer arrives as one burst faster than tcpdump drains its ring, so the loss
 # depends on the ring against the burst. Measured on the 2-core VM (aria2 seeder, 1 MiB):
-# -B 512 lost 15-35% of packets in 4 of 4 runs, 640 lost 1-12%, 768 and above mostly nothing;
+# -B 512 lost 18-43% of packets in each of 5 runs, 640 lost 0.7-11%, 768 and above mostly nothing;
 # 512 is picked so a recording nearly always has holes, while the 512 MiB twin drops nothing.
 LOSSY_BUFFER_KIB = 512
 TWINS = {
