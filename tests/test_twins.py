@@ -4,7 +4,7 @@ Issue #6: a decoder that is right on clean captures can still be wrong on the
 captures users bring, which lose packets or cut them short. Each twin set in
 ``captures/twins/`` is one real transfer captured twice at the same time by
 ``captures/record.py --twin``: ``X.pcap`` through a 512 MiB kernel buffer
-(lossless), and ``X-lossy.pcap`` through a tiny one (the kernel dropped packets)
+(lossless), and ``X-lossy.pcap`` through a 256 KiB one (the kernel dropped packets)
 or ``X-snap128.pcap`` with ``-s 128``.
 
 The truth is computed here without btshark: the pcap records are read with
