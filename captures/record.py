@@ -65,21 +65,52 @@ TRANSPORTS = ("tcp", "utp")
 
 
 @dataclasses.dataclass(frozen=True)
+class Twin:
+    """A second tcpdump beside the lossless one, on the same interface at the same time.
+
+    The lossless capture is the truth a decoder's output on the twin is measured
+    against: the same packets, minus what the twin's settings cost.
+    """
+
+    name: str  # also the suffix of the twin's file: X.pcap and X-<name>.pcap
+    buffer_kib: int  # tcpdump -B
+    snaplen: int  # tcpdump -s (0: whole packets)
+    must_drop: bool  # a lossy twin that lost nothing proves nothing
+
+
+# A 1 MiB transfer arrives as one burst faster than tcpdump drains its ring, so the loss
+# depends on the ring against the burst (and on how busy the machine is). Measured on the
+# 2-core VM (aria2 seeder, 1 MiB): -B 256 lost 22-38% of packets in 3 of 3 runs, 512 lost
+# 18-43% when idle but nothing in 2 of 3 runs under load, 768 and above mostly nothing.
+# 256 is picked so a recording nearly always has holes, while the 512 MiB twin drops nothing.
+LOSSY_BUFFER_KIB = 256
+TWINS = {
+    "lossy": Twin("lossy", LOSSY_BUFFER_KIB, 0, must_drop=True),
+    "snap128": Twin("snap128", TCPDUMP_BUFFER_KIB, 128, must_drop=False),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Sample:
     """One bundled sample capture that ``--all`` re-records."""
 
-    stem: str
+    stem: str  # path under --out-dir, without .pcap
     seeder: str
     transport: str
     encryption: bool
+    twin: str | None = None
 
 
+# Twin sets live in twins/ so that the sample-wide tests (which expect whole captures)
+# do not take a lossy capture for a broken one.
 SAMPLES: tuple[Sample, ...] = (
     Sample("aria2-to-libtorrent", "aria2", "tcp", False),
     Sample("transmission-to-libtorrent", "transmission", "tcp", False),
     Sample("libtorrent-to-libtorrent", "libtorrent", "tcp", False),
     Sample("libtorrent-utp", "libtorrent", "utp", False),
     Sample("libtorrent-mse", "libtorrent", "tcp", True),
+    Sample("twins/aria2-to-libtorrent", "aria2", "tcp", False, "lossy"),
+    Sample("twins/libtorrent-to-libtorrent", "libtorrent", "tcp", False, "snap128"),
 )
 
 
@@ -100,6 +131,11 @@ class Recording:
     timeout: float
     allow_drops: bool = False
     quiet: bool = False
+    twin: Twin | None = None
+
+    def twin_out(self) -> Path | None:
+        """Where the twin capture goes: X.pcap -> X-<twin>.pcap."""
+        return self.out.with_name(f"{self.out.stem}-{self.twin.name}{self.out.suffix}") if self.twin else None
 
 
 @dataclasses.dataclass
@@ -416,12 +452,13 @@ class Namespace:
         self.created = False
 
 
-def start_tcpdump(ns: Namespace, pcap: Path, logs: Path) -> Child:
+def start_tcpdump(ns: Namespace, pcap: Path, logs: Path, *, buffer_kib: int = TCPDUMP_BUFFER_KIB,
+                  snaplen: int = 0, name: str = "tcpdump") -> Child:
     """tcpdump on the namespace's lo; returns once it is actually capturing."""
-    cmd = ns.cmd("tcpdump", "-i", "lo", "-B", str(TCPDUMP_BUFFER_KIB), "-s", "0", "-n",
+    cmd = ns.cmd("tcpdump", "-i", "lo", "-B", str(buffer_kib), "-s", str(snaplen), "-n",
                  "-Z", "root",  # do not drop to the tcpdump user: it may not be able to write OUT
                  "-w", str(pcap))
-    child = Child("tcpdump", cmd, logs / "tcpdump.log", ready=r"listening on lo")
+    child = Child(name, cmd, logs / f"{name.replace(' ', '-')}.log", ready=r"listening on lo")
     child.wait_ready(30)
     return child
 
@@ -495,11 +532,31 @@ def libtorrent_seeder(ns: Namespace, work: Path, torrent: Path, seed_dir: Path, 
 # --------------------------------------------------------------------------- one recording
 
 
-def record(rec: Recording) -> CaptureStats:
-    """Make the data, run both clients under tcpdump in a private namespace, verify, keep the pcap."""
+def check_drops(rec: Recording, out: Path, stats: CaptureStats, *, must_drop: bool = False) -> None:
+    """Lossless captures must drop nothing (unless --allow-drops); a lossy twin must drop something."""
+    if must_drop:
+        if not stats.dropped:
+            raise RecordError(f"the lossy twin {out.name} lost no packets (tcpdump: {stats.dropped} dropped by "
+                              f"kernel), so it would test nothing; rerun")
+        return
+    if stats.dropped:
+        msg = f"tcpdump reported {stats.dropped} packets dropped by kernel for {out.name}: the capture is incomplete"
+        if not rec.allow_drops:
+            raise RecordError(msg + " (rerun, or pass --allow-drops to keep it)")
+        log("warning: " + msg)
+
+
+def record(rec: Recording) -> list[tuple[Path, CaptureStats]]:
+    """Make the data, run both clients under tcpdump in a private namespace, verify, keep the pcap.
+
+    With a twin, a second tcpdump captures the same interface at the same time into
+    its own file; both files are kept only if both meet their drop rule.
+    """
     out = rec.out
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(out.name + ".part")
+    twin_out = rec.twin_out()
+    twin_part = twin_out.with_name(twin_out.name + ".part") if twin_out else None
     torrent_out = out.with_suffix(".torrent")
     work = Path(tempfile.mkdtemp(prefix="btshark-rec-"))
     children: list[Child] = []
@@ -517,6 +574,11 @@ def record(rec: Recording) -> CaptureStats:
         with Namespace(f"btshark-rec-{os.getpid()}") as ns:
             tcpdump = start_tcpdump(ns, part, work)
             children.append(tcpdump)
+            twin_dump = None
+            if rec.twin and twin_part:
+                twin_dump = start_tcpdump(ns, twin_part, work, buffer_kib=rec.twin.buffer_kib,
+                                          snaplen=rec.twin.snaplen, name=f"tcpdump {rec.twin.name}")
+                children.append(twin_dump)
 
             if rec.seeder == "aria2":
                 seeder = aria2_seeder(ns, work, torrent, seed_dir)
@@ -563,32 +625,37 @@ def record(rec: Recording) -> CaptureStats:
             # (libpcap's TPACKET_V3 block timeout is 1 s) reach user space before we stop it.
             time.sleep(1.5)
             stats = stop_tcpdump(tcpdump)
+            twin_stats = stop_tcpdump(twin_dump) if twin_dump else None
 
-        if stats.dropped:
-            msg = f"tcpdump reported {stats.dropped} packets dropped by kernel: the capture is incomplete"
-            if not rec.allow_drops:
-                raise RecordError(msg + " (rerun, or pass --allow-drops to keep it)")
-            log("warning: " + msg)
-        if not part.is_file() or part.stat().st_size <= 24:
-            raise RecordError("tcpdump wrote no packets")
-        os.replace(part, out)
+        check_drops(rec, out, stats)
+        written = [(part, out, stats)]
+        if rec.twin and twin_part and twin_out and twin_stats:
+            check_drops(rec, twin_out, twin_stats, must_drop=rec.twin.must_drop)
+            written.append((twin_part, twin_out, twin_stats))
+        for tmp, _, _ in written:
+            if not tmp.is_file() or tmp.stat().st_size <= 24:
+                raise RecordError(f"tcpdump wrote no packets to {tmp.name}")
+        for tmp, final, _ in written:
+            os.replace(tmp, final)
         shutil.copyfile(torrent, torrent_out)
-        return stats
+        return [(final, st) for _, final, st in written]
     finally:
         for child in reversed(children):
             child.stop(signal.SIGKILL if child.alive() else signal.SIGTERM, grace=5)
         part.unlink(missing_ok=True)
+        if twin_part:
+            twin_part.unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def describe(rec: Recording, stats: CaptureStats) -> str:
-    """One summary line per recording."""
+def describe(pcap: Path, stats: CaptureStats, torrent: Path) -> str:
+    """One summary line per capture file."""
     def show(n: int | None) -> str:
         return "?" if n is None else str(n)
 
-    return (f"{rec.out} ({rec.out.stat().st_size} bytes; tcpdump: {show(stats.captured)} captured, "
+    return (f"{pcap} ({pcap.stat().st_size} bytes; tcpdump: {show(stats.captured)} captured, "
             f"{show(stats.received)} received by filter, {show(stats.dropped)} dropped by kernel) "
-            f"+ {rec.out.with_suffix('.torrent').name}")
+            f"+ {torrent.name}")
 
 
 # --------------------------------------------------------------------------- the libtorrent peer (internal)
@@ -715,6 +782,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "4 MiB/s for uTP, 1 MiB/s for transmission)")
     ap.add_argument("--allow-drops", action="store_true",
                     help="keep the capture even if tcpdump reports packets dropped by kernel")
+    ap.add_argument("--twin", choices=tuple(TWINS),
+                    help="also capture the same transfer with a second tcpdump into OUT-<twin>.pcap: "
+                         f"lossy (-B {LOSSY_BUFFER_KIB} KiB, must drop packets) or snap128 (-s 128); "
+                         "OUT.pcap stays the lossless truth")
     ap.add_argument("-q", "--quiet", action="store_true", help="only print the summary")
     return ap
 
@@ -733,7 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.all:
         for opt, default in (("seeder", "libtorrent"), ("transport", "tcp"), ("encryption", False),
-                             ("size", DEFAULT_SIZE), ("piece_size", DEFAULT_PIECE_SIZE), ("out", None)):
+                             ("size", DEFAULT_SIZE), ("piece_size", DEFAULT_PIECE_SIZE), ("out", None),
+                             ("twin", None)):
             if getattr(args, opt) != default:
                 flag = "--" + opt.replace("_", "-")
                 ap.error(f"--all records the fixed sample set; it cannot be combined with {flag}")
@@ -747,13 +819,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.timeout is not None and args.timeout <= 0:
         ap.error("--timeout must be positive")
 
-    def make(seeder: str, transport: str, encryption: bool, size: int, piece_size: int, out: Path) -> Recording:
+    def make(seeder: str, transport: str, encryption: bool, size: int, piece_size: int, out: Path,
+             twin: str | None) -> Recording:
         timeout = args.timeout or default_timeout(size, seeder, transport)
-        return Recording(seeder, transport, encryption, size, piece_size, out, timeout, args.allow_drops, args.quiet)
+        return Recording(seeder, transport, encryption, size, piece_size, out, timeout, args.allow_drops, args.quiet,
+                         TWINS[twin] if twin else None)
 
     if args.all:
         recs = [make(s.seeder, s.transport, s.encryption, DEFAULT_SIZE, DEFAULT_PIECE_SIZE,
-                     args.out_dir / f"{s.stem}.pcap") for s in SAMPLES]
+                     args.out_dir / f"{s.stem}.pcap", s.twin) for s in SAMPLES]
     else:
         stem = (f"{args.seeder}-to-libtorrent" + ("-utp" if args.transport == "utp" else "")
                 + ("-mse" if args.encryption else ""))
@@ -764,7 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error("--out must not end in .torrent (the .torrent is written beside the pcap)")
         if out.is_dir():
             ap.error(f"--out {out} is a directory; give the pcap file name")
-        recs = [make(args.seeder, args.transport, args.encryption, args.size, args.piece_size, out.absolute())]
+        recs = [make(args.seeder, args.transport, args.encryption, args.size, args.piece_size, out.absolute(),
+                     args.twin)]
 
     # Turn SIGTERM into the same clean-up path as Ctrl-C.
     def on_term(signum: int, frame: object) -> None:
@@ -775,12 +850,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_environment([r.seeder for r in recs])
         versions = client_versions([r.seeder for r in recs])
         for rec in recs:
-            log(f"recording {rec.out.name}: {versions[rec.seeder]} -> {versions['libtorrent']}", quiet=rec.quiet)
-            stats = record(rec)
-            if args.all and rec.out.stat().st_size > SAMPLE_MAX_BYTES:
-                raise RecordError(f"{rec.out} is {rec.out.stat().st_size} bytes, over the "
-                                  f"{SAMPLE_MAX_BYTES}-byte limit for bundled samples")
-            print(describe(rec, stats), flush=True)
+            twin = f" and its {rec.twin.name} twin" if rec.twin else ""
+            log(f"recording {rec.out.name}{twin}: {versions[rec.seeder]} -> {versions['libtorrent']}",
+                quiet=rec.quiet)
+            written = record(rec)
+            for pcap, stats in written:
+                if args.all and pcap.stat().st_size > SAMPLE_MAX_BYTES:
+                    raise RecordError(f"{pcap} is {pcap.stat().st_size} bytes, over the "
+                                      f"{SAMPLE_MAX_BYTES}-byte limit for bundled samples")
+            for pcap, stats in written:
+                print(describe(pcap, stats, rec.out.with_suffix(".torrent")), flush=True)
     except RecordError as exc:
         fail(str(exc))
     except OSError as exc:  # e.g. an unwritable --out directory, a full disk

@@ -48,9 +48,11 @@ class Case:
     name: str
     seeder: str  # "libtorrent" or "aria2"
     transport: str  # "tcp" or "utp"
+    twin: str | None = None  # record.py --twin
+    size: int = SIZE
 
     def args(self) -> list[str]:
-        return ["--seeder", self.seeder, "--transport", self.transport]
+        return ["--seeder", self.seeder, "--transport", self.transport, *(["--twin", self.twin] if self.twin else [])]
 
 
 CASES = [
@@ -59,6 +61,11 @@ CASES = [
     Case("libtorrent-utp", "libtorrent", "utp"),
 ]
 TCP_CASES = [c for c in CASES if c.transport == "tcp"]
+# A lossy twin needs a burst bigger than its ring: 1 MiB, as for the committed twin set.
+TWIN_CASES = [
+    Case("aria2-lossy-twin", "aria2", "tcp", twin="lossy", size=1 << 20),
+    Case("libtorrent-snap128-twin", "libtorrent", "tcp", twin="snap128"),
+]
 
 
 def _params(cases: list[Case]) -> list:
@@ -135,7 +142,7 @@ class Recording:
 
 def _run_recorder(case: Case, out: Path) -> Recording:
     """``python captures/record.py ... --out OUT``; on timeout, SIGTERM first so it removes its namespace."""
-    cmd = [sys.executable, str(RECORDER), *case.args(), "--size", str(SIZE), "--piece-size", str(PIECE_SIZE),
+    cmd = [sys.executable, str(RECORDER), *case.args(), "--size", str(case.size), "--piece-size", str(PIECE_SIZE),
            "--timeout", str(DOWNLOAD_TIMEOUT), "--out", str(out), "-q"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -258,3 +265,34 @@ def test_verify_agrees_with_wireshark(case, record, tshark):
     # Both directions compared (not "no plaintext messages"), and both agree.
     assert lines[-1] == "2 directions, 2 agree, 0 differ", run.stdout
     assert sum(line.startswith("agree ") for line in lines) == 2
+
+
+# ---------------------------------------------------------------- twins (record.py --twin)
+
+
+@pytest.mark.parametrize("case", _params(TWIN_CASES))
+def test_twin_is_the_same_connection_minus_what_its_tcpdump_lost(case, record):
+    """OUT.pcap is whole; OUT-<twin>.pcap holds the same segments, fewer (lossy) or cut at 128 bytes (snap128)."""
+    from test_twins import SNAPLEN, read_segments, stream_isns
+
+    rec = record(case)
+    twin = rec.pcap.with_name(f"{rec.pcap.stem}-{case.twin}.pcap")
+    lines = rec.stdout.splitlines()
+    assert [line.split(" (")[0] for line in lines] == [str(rec.pcap), str(twin)], rec.stdout
+    assert " 0 dropped by kernel" in lines[0]
+    dropped = int(re.search(r"(\d+) dropped by kernel", lines[1]).group(1))
+    assert (dropped > 0) if case.twin == "lossy" else (dropped == 0), lines[1]
+    assert not any(p.name.endswith(".part") for p in rec.pcap.parent.iterdir())
+
+    whole, other = read_segments(rec.pcap), read_segments(twin)
+    assert stream_isns(other) == stream_isns(whole)  # the SYNs are in both: one connection
+    assert all(len(s.data) == s.wire_len for s in whole)
+    on_wire = {(s.direction, s.seq, s.wire_len) for s in whole}
+    assert {(s.direction, s.seq, s.wire_len) for s in other} <= on_wire
+    if case.twin == "lossy":
+        assert len(other) < len(whole)
+        assert all(len(s.data) == s.wire_len for s in other)
+    else:
+        assert len(other) == len(whole)
+        assert all(len(s.data) == s.wire_len or len(s.data) < SNAPLEN for s in other)
+        assert any(len(s.data) < s.wire_len for s in other)
