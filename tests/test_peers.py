@@ -1,0 +1,78 @@
+"""Checks across the sessions of a capture, as the original client made them on every
+handshake: a peer id at two addresses at once, a second connection between the same
+two peers, a peer talking to itself (on TCP and on uTP)."""
+from __future__ import annotations
+
+from conftest import TcpConversation, bt_handshake, bt_have, bt_msg, decode_capture, write_packets
+
+HASH = bytes(range(20))
+OTHER_HASH = bytes(range(1, 21))
+LOCAL = b"-LT2110-localclient0"
+REMOTE = b"-UT3550-remotepeer00"
+
+
+def _session(a: tuple[str, int], b: tuple[str, int], ids: tuple[bytes, bytes], t0: float, *,
+             info_hash: bytes = HASH, close: bool = False) -> list:
+    conv = TcpConversation(a=a, b=b, t0=t0).open()
+    conv.send(0, bt_handshake(info_hash, ids[0]))
+    conv.send(1, bt_handshake(info_hash, ids[1]))
+    conv.send(0, bt_msg(2))
+    if close:
+        conv.close()
+    return conv.packets
+
+
+def _findings(tmp_path, packets) -> dict[int, list[str]]:
+    packets = sorted(packets, key=lambda p: p.time)
+    _, _, sessions = decode_capture(write_packets(tmp_path / "peers.pcap", packets))
+    return {s.id: [f.kind for f in s.findings] for s in sessions}
+
+
+def test_one_client_talking_to_many_peers_is_not_a_duplicate(tmp_path):
+    packets = []
+    for n in range(3):
+        packets += _session(("10.0.0.1", 40000 + n), (f"10.0.1.{n + 1}", 6881),
+                            (LOCAL, b"-UT3550-remotepeer0" + bytes([48 + n])), 1000.0 + n * 0.0001)
+    assert all("duplicate_peer_id" not in kinds for kinds in _findings(tmp_path, packets).values())
+
+
+def test_same_peer_id_at_two_addresses_at_once(tmp_path):
+    packets = _session(("10.0.0.1", 40000), ("10.0.1.1", 6881), (LOCAL, REMOTE), 1000.0)
+    packets += _session(("10.0.0.1", 40001), ("10.0.1.2", 6881), (LOCAL, REMOTE), 1000.00005)
+    found = _findings(tmp_path, packets)
+    assert "duplicate_peer_id" not in found[1]
+    assert "duplicate_peer_id" in found[2]
+
+
+def test_same_peer_id_on_another_torrent_is_not_a_duplicate(tmp_path):
+    packets = _session(("10.0.0.1", 40000), ("10.0.1.1", 6881), (LOCAL, REMOTE), 1000.0)
+    packets += _session(("10.0.0.1", 40001), ("10.0.1.2", 6881), (LOCAL, REMOTE), 1000.00005, info_hash=OTHER_HASH)
+    assert all("duplicate_peer_id" not in kinds for kinds in _findings(tmp_path, packets).values())
+
+
+def test_second_connection_between_the_same_two_peers(tmp_path):
+    packets = _session(("10.0.0.1", 40000), ("10.0.1.1", 6881), (LOCAL, REMOTE), 1000.0)
+    packets += _session(("10.0.1.1", 50000), ("10.0.0.1", 6881), (REMOTE, LOCAL), 1000.00005)
+    found = _findings(tmp_path, packets)
+    assert "duplicate_peer_id" in found[2] and "duplicate_peer_id" not in found[1]
+
+
+def test_reconnection_after_close_is_not_a_duplicate(tmp_path):
+    packets = _session(("10.0.0.1", 40000), ("10.0.1.1", 6881), (LOCAL, REMOTE), 1000.0, close=True)
+    packets += _session(("10.0.0.1", 40001), ("10.0.1.1", 6881), (LOCAL, REMOTE), 1001.0)
+    assert all("duplicate_peer_id" not in kinds for kinds in _findings(tmp_path, packets).values())
+
+
+def test_tcp_self_connection(tmp_path):
+    packets = _session(("10.0.0.1", 40000), ("10.0.0.1", 6881), (LOCAL, LOCAL), 1000.0)
+    found = _findings(tmp_path, packets)
+    assert found == {1: ["self_connection"]} or "self_connection" in found[1]
+
+
+def test_info_hash_mismatch(tmp_path):
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(HASH, LOCAL))
+    conv.send(1, bt_handshake(OTHER_HASH, REMOTE))
+    conv.send(1, bt_have(1))
+    found = _findings(tmp_path, conv.packets)
+    assert "info_hash_mismatch" in found[1]
