@@ -99,9 +99,8 @@ def verify(capture: str, verbose: bool) -> None:
     except CaptureError as exc:
         raise Failure(str(exc)) from None
     _warn(decode.warnings)
-    encrypted = [(s.transport, frozenset(side.addr for side in s.sides)) for s in decode.sessions if s.encrypted]
     try:
-        reports = against_wireshark(capture, records, encrypted=encrypted)
+        reports = against_wireshark(capture, records)
     except VerifyError as exc:
         raise Failure(str(exc)) from None
     click.echo(format_report(reports, verbose=verbose))

@@ -371,6 +371,7 @@ def wireshark_messages(
         tshark_path=tshark_path,
     )
     result: dict[Direction, list[WireMessage]] = {}
+    failure = None
     try:
         for packet in capture:
             direction = _packet_direction(packet)
@@ -381,10 +382,22 @@ def wireshark_messages(
             for layer in packet.get_multiple_layers("bittorrent"):
                 messages.append(_layer_to_message(layer, frame))
     except _pyshark_errors() as exc:
-        raise VerifyError(f"tshark (through pyshark) failed: {type(exc).__name__} {exc}".strip()) from None
-    finally:
-        capture.close()
+        failure = exc
+    try:
+        capture.close()  # pyshark reports tshark's exit status here
+    except _pyshark_errors() as exc:
+        failure = failure or exc
+        capture._running_processes.clear()  # else pyshark's __del__ raises it once more
+    if failure is not None and not _cut_short(str(failure)):
+        last = next((ln for ln in str(failure).splitlines() if "tshark:" in ln), str(failure))
+        raise VerifyError(f"tshark (through pyshark) failed: {last.strip()}")
     return result
+
+
+def _cut_short(tshark_says: str) -> bool:
+    """tshark's complaint about a capture cut off mid-record, which it reads up to the cut
+    (and exits 2): btshark decodes up to the cut too, so the decodes are still compared."""
+    return "appears to have been cut short" in tshark_says
 
 
 def _pyshark_errors() -> tuple[type[Exception], ...]:
@@ -449,7 +462,7 @@ def utp_packets(
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as exc:
         raise VerifyError(f"tshark could not be run: {exc}") from None
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not _cut_short(proc.stderr):
         said = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("tshark:")]
         raise VerifyError(f"tshark failed reading uTP packets (exit {proc.returncode}): "
                           f"{said[0] if said else 'no message'}")
@@ -706,21 +719,19 @@ def compare(
     theirs: Mapping[Direction, Sequence[WireMessage]],
     *,
     set_aside: Mapping[Direction, SetAside] | None = None,
-    encrypted: Iterable[Connection] = (),
 ) -> list[DirectionReport]:
     """Compare two decodes direction by direction, in order of each direction's first frame.
 
     ``set_aside`` (from :func:`tshark_errors`) drops messages tshark provably got wrong
     before comparing; the report keeps the full counts and names what was dropped.
 
-    A direction only Wireshark has, on a connection btshark decoded nothing on, in which
-    Wireshark saw no handshake, is ``skipped`` when it is not plaintext BitTorrent: btshark
-    labelled the connection encrypted (MSE/PE; ``encrypted``), or Wireshark found no
-    message in it either, only "Continuation data" (decode-as forced over something
-    else). Any other direction only one side decoded is a difference.
+    A direction only Wireshark has, on a connection btshark decoded nothing on, is
+    ``skipped`` when Wireshark found no message in it either, only "Continuation data"
+    (decode-as forced over something that is not plaintext BitTorrent, MSE/PE for one).
+    Any other direction only one side decoded is a difference: btshark calling a
+    connection encrypted is no excuse when Wireshark finds plaintext messages in it.
     """
     set_aside = set_aside or {}
-    encrypted = set(encrypted)
     our_connections = {_connection(d) for d, msgs in ours.items() if msgs}
     directions = set(ours) | set(theirs)
 
@@ -741,26 +752,25 @@ def compare(
         if i is None:
             reports.append(DirectionReport(src, dst, len(full_a), len(full_b), True, None, **common))
             continue
-        connection = _connection(direction)
         if (
             not full_a
-            and connection not in our_connections
-            and not any(m.type == "handshake" for m in b)
-            and (connection in encrypted or all(m.type == "unknown" for m in b))
+            and _connection(direction) not in our_connections
+            and all(m.type == "unknown" for m in b)
         ):
-            why = "btshark found it encrypted (MSE/PE)" if connection in encrypted else (
-                "Wireshark found only 'Continuation data' in it")
             reports.append(
                 DirectionReport(
                     src, dst, 0, len(full_b), False, None,
-                    reason=f"only Wireshark decoded this direction, without a handshake, and "
-                    f"{why}: not plaintext BitTorrent",
+                    reason="Wireshark found only 'Continuation data' on a connection btshark "
+                    "decoded nothing on: not plaintext BitTorrent",
                     skipped=True, **common,
                 )
             )
             continue
         line = f"#{i + 1}: ours {_side(a, i)} | wireshark {_side(b, i)}"
         hint = _explain(a, b, i) or next(iter(aside.hints), None)
+        real = sum(m.type != "unknown" for m in b)
+        if not a and real:
+            hint = f"btshark decoded nothing here; Wireshark decoded {real} message(s) besides continuation data"
         reports.append(
             DirectionReport(
                 src, dst, len(full_a), len(full_b), False, line,
@@ -825,7 +835,6 @@ def verify(
     capture: str | os.PathLike,
     records: Iterable[Mapping],
     *,
-    encrypted: Iterable[Connection] = (),
     extra_ports: Iterable[int] = (),
     tshark_path: str | None = None,
 ) -> list[DirectionReport]:
@@ -833,7 +842,7 @@ def verify(
 
     Wireshark decodes as BitTorrent every TCP port btshark found BitTorrent on (plus
     ``extra_ports``); its heuristics also catch TCP streams that begin with a handshake and
-    uTP datagrams anywhere. ``encrypted`` names the connections btshark labelled MSE/PE.
+    uTP datagrams anywhere.
     Raises :class:`VerifyError` when tshark is missing or fails.
     """
     records = list(records)
@@ -841,4 +850,4 @@ def verify(
     ports = ports_from_records(records) | {int(p) for p in extra_ports}
     theirs = wireshark_messages(capture, ports, tshark_path=tshark_path)
     packets = utp_packets(capture, set(ours) | set(theirs), tshark_path=tshark_path)
-    return compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets), encrypted=encrypted)
+    return compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets))
