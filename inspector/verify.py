@@ -767,7 +767,7 @@ def compare(
             )
             continue
         line = f"#{i + 1}: ours {_side(a, i)} | wireshark {_side(b, i)}"
-        hint = _explain(a, b, i) or next(iter(aside.hints), None)
+        hint = next(iter(aside.hints), None) or _explain(a, b, i)
         real = sum(m.type != "unknown" for m in b)
         if not a and real:
             hint = f"btshark decoded nothing here; Wireshark decoded {real} message(s) besides continuation data"
