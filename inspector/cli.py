@@ -84,12 +84,13 @@ def _first_messages(records, count: int):
 def verify(capture: str, verbose: bool) -> None:
     """Compare btshark's decode of CAPTURE with Wireshark's, connection by connection.
 
-    Exit status 0 when every direction agrees, 1 when any differs.
+    Exit status 0 when every direction agrees (or neither decode holds a message, which
+    it says as "nothing to compare"), 1 when any differs, 2 when tshark fails.
     """
     from .capfile import CaptureError
     from .output import record_dict
     from .pipeline import CaptureDecode
-    from .verify import all_agree, format_report
+    from .verify import VerifyError, all_agree, format_report
     from .verify import verify as against_wireshark
 
     try:
@@ -98,10 +99,10 @@ def verify(capture: str, verbose: bool) -> None:
     except CaptureError as exc:
         raise Failure(str(exc)) from None
     _warn(decode.warnings)
-    if not any(r["transport"] == "tcp" for r in records):
-        click.echo("no plaintext BitTorrent-over-TCP messages to compare with Wireshark")
-        return
-    reports = against_wireshark(capture, records)
+    try:
+        reports = against_wireshark(capture, records)
+    except VerifyError as exc:
+        raise Failure(str(exc)) from None
     click.echo(format_report(reports, verbose=verbose))
     if not all_agree(reports):
         sys.exit(1)

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
+    REPO,
     btshark,
     capture_params,
     read_jsonl,
@@ -38,6 +39,7 @@ from conftest import (
     torrent_for,
     torrent_info,
 )
+from inspector.verify import NOTHING_TO_COMPARE
 
 ALL_CAPTURES = capture_params()
 MSE_CAPTURES = capture_params(name="libtorrent-mse.pcap")
@@ -177,24 +179,38 @@ def _first_difference(a: list[tuple], b: list[tuple]) -> str:
 
 @pytest.mark.parametrize("capture", ALL_CAPTURES)
 def test_btshark_verify_agrees(capture):
+    """TCP and uTP alike: every direction btshark decoded is compared and agrees; a capture
+    with nothing to compare (MSE/PE) says so."""
     run = btshark("verify", capture)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     lines = run.stdout.strip().splitlines()
-    tcp = tcp_records(capture)
-    if not tcp:
-        assert lines == ["no plaintext BitTorrent-over-TCP messages to compare with Wireshark"]
+    records = ours(capture)[0]
+    if not records:
+        assert lines == [NOTHING_TO_COMPARE]
         return
     *directions, summary = lines
-    counts = Counter((r["src"], r["dst"]) for r in tcp)
+    counts = Counter((r["transport"], r["src"], r["dst"]) for r in records)
     assert summary == f"{len(counts)} directions, {len(counts)} agree, 0 differ"
     reported = {}
     for line in directions:
-        m = re.fullmatch(r"agree  (\S+) -> (\S+)  ours (\d+)  wireshark (\d+)", line)
+        m = re.fullmatch(r"agree  (tcp|utp) (\S+) -> (\S+)  ours (\d+)  wireshark (\d+)", line)
         assert m, f"not an agreeing direction: {line!r}"
-        assert m[3] == m[4]
-        reported[(m[1], m[2])] = int(m[3])
+        assert m[4] == m[5]
+        reported[(m[1], m[2], m[3])] = int(m[4])
     assert reported == dict(counts)
+
+
+WILD = REPO.parent / "shared" / "wild"
+
+
+@pytest.mark.parametrize("name", ["ethereum", "kerberos", "tls-appdata", "whatsapp", "wireguard"])
+def test_btshark_verify_says_nothing_to_compare_on_other_protocols(tshark, name):
+    capture = WILD / f"not-bittorrent-{name}.pcap"
+    if not capture.exists():
+        pytest.skip(f"{capture} not found")
+    run = btshark("verify", capture)
+    assert (run.returncode, run.stdout.strip()) == (0, NOTHING_TO_COMPARE), run.stderr
 
 
 # ---------------------------------------------------------------- 2. tshark, run here
