@@ -155,7 +155,8 @@ def _decode(linktype: int, data: bytes) -> tuple | None:
                 return None
             off += 40
             ip_end = off + plen if plen else len(data)
-            proto, off = _skip_ext6(proto, data, off)
+            if proto in _IP6_EXT:
+                proto, off = _skip_ext6(proto, data, off)
             if proto == FRAGMENT:
                 nxt, offset_flags, ident = _FRAG6(data, off)
                 off += 8
