@@ -203,6 +203,7 @@ def _skip_ext6(proto: int, data: bytes, off: int) -> tuple[int, int]:
 
 def _fragment(src: bytes, dst: bytes, proto: int, ident: int, offset: int, more: int, data: bytes, off: int,
               ip_end: int) -> tuple | None:
+    """Report a fragment instead of decoding it: only the whole datagram has a whole TCP/UDP header and payload."""
     cap = len(data)
     if ip_end < cap:
         cap = ip_end
