@@ -11,14 +11,15 @@ import socket
 import struct
 
 __all__ = [
-    "decode", "format_addr", "LINKTYPE_NAMES",
+    "decode", "reassembled", "format_addr", "LINKTYPE_NAMES",
     "PROTO", "SRC", "DST", "SPORT", "DPORT", "SEQ_NO", "ACK_NO", "FLAGS", "PAYLOAD", "MISSING",
-    "TCP", "UDP", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS",
+    "TCP", "UDP", "FRAGMENT", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS",
 ]
 
 # Field positions in the tuple ``decode`` returns (``_NO`` keeps them apart from the flags).
 PROTO, SRC, DST, SPORT, DPORT, SEQ_NO, ACK_NO, FLAGS, PAYLOAD, MISSING = range(10)
 TCP, UDP = 6, 17
+FRAGMENT = 44  # decode's PROTO for an IP fragment (IPv6's number for its Fragment header)
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, NS = (1 << i for i in range(9))
 
 LINKTYPE_NAMES: dict[int, str] = {
@@ -42,10 +43,10 @@ _AF_INET6 = frozenset((10, 24, 28, 30))  # Linux, and the BSDs' and macOS's AF_I
 _IP_VERSION = {4: _ETH_IP4, 6: _ETH_IP6}
 
 _U16 = struct.Struct(">H").unpack_from
-_IP4 = struct.Struct(">BxHxxHxB2x4s4s").unpack_from  # ver+ihl, total length, frag, proto, src, dst
+_IP4 = struct.Struct(">BxHHHxB2x4s4s").unpack_from  # ver+ihl, total length, id, frag, proto, src, dst
 _IP6 = struct.Struct(">BxxxHBx16s16s").unpack_from  # ver, payload length, next header, src, dst
 _EXT = struct.Struct(">BB").unpack_from  # next header, length
-_FRAG6 = struct.Struct(">BxH").unpack_from  # next header, offset+flags
+_FRAG6 = struct.Struct(">BxHI").unpack_from  # next header, offset+flags, id
 _TCP = struct.Struct(">HHIIH").unpack_from  # ports, seq, ack, offset+flags
 _UDP = struct.Struct(">HHH").unpack_from  # ports, length
 _ETH_IP4_TCP = struct.Struct(">12xHBxHxxHxB2x4s4sHHIIH").unpack_from  # ethertype, then _IP4, then _TCP
@@ -58,7 +59,7 @@ _IP6_EXT = frozenset((0, 43, 60, 51))  # hop-by-hop, routing, destination option
 
 
 def decode(linktype: int, data: bytes) -> tuple | None:
-    """The TCP or UDP segment in a captured frame, or None.
+    """The TCP or UDP segment in a captured frame, an IP fragment, or None.
 
     Returns ``(proto, src, dst, sport, dport, seq, ack, flags, payload, missing)``
     (indices ``PROTO`` .. ``MISSING``): proto 6 or 17; src and dst the packed
@@ -68,11 +69,15 @@ def decode(linktype: int, data: bytes) -> tuple | None:
     missing the payload bytes the headers say exist but the capture lacks
     (snap length cut), normally 0.
 
+    An IP fragment, first fragments included, is not decoded here: it comes back
+    as ``(FRAGMENT, src, dst, proto, ident, offset, more, data, missing)`` for
+    ``inspector.ipfrag`` to put together (proto is IPv4's protocol, or the next
+    header of IPv6's Fragment header; data the fragment's bytes after the IP
+    headers; missing as above), and the whole datagram goes to ``reassembled``.
+    IPv4 fragments of protocols other than TCP and UDP are None.
+
     None for anything else: other link types and protocols, truncated or
-    inconsistent headers, and IP fragments other than the first. IP fragments
-    are not reassembled: a first fragment yields the bytes it carries, and for
-    UDP ``missing`` counts the rest from the UDP length (TCP's sequence numbers
-    already show the gap).
+    inconsistent headers.
     """
     if linktype == 1:
         head = eth_ipv4_tcp(data, 0, len(data))
@@ -88,12 +93,13 @@ def eth_ipv4_tcp(buf: bytes, begin: int, end: int) -> tuple | None:
     Reads the headers in place (no slicing) and returns ``((src, sport, dst, dport),
     seq, ack, flags, payload_start, payload_end, missing)`` with offsets into
     ``buf`` (the first item is the flow key the pipeline looks up); None for every other frame and every frame it has doubts about, which
-    the general decoder then handles (and this path must agree with).
+    the general decoder then handles (and this path must agree with). Fragments
+    (an offset, or More Fragments set: ``0x3FFF``) are among those.
     """
     if end - begin < 54:
         return None
     etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offset_flags = _ETH_IP4_TCP(buf, begin)
-    if etype != _ETH_IP4 or vihl != 0x45 or proto != TCP or frag & 0x1FFF or total < 40:
+    if etype != _ETH_IP4 or vihl != 0x45 or proto != TCP or frag & 0x3FFF or total < 40:
         return None
     ip_end = begin + 14 + total
     start = begin + 34 + ((offset_flags >> 10) & 0x3C)
@@ -130,64 +136,104 @@ def _decode(linktype: int, data: bytes) -> tuple | None:
             off += 4
 
         if etype == _ETH_IP4:
-            vihl, total, frag, proto, src, dst = _IP4(data, off)
+            vihl, total, ident, frag, proto, src, dst = _IP4(data, off)
             ihl = (vihl & 15) << 2
-            if vihl >> 4 != 4 or ihl < 20 or frag & 0x1FFF:
+            if vihl >> 4 != 4 or ihl < 20:
                 return None
             # Total length 0 is what TCP segmentation offload leaves: the frame is the packet.
             ip_end = off + total if total else len(data)
             if ip_end < off + ihl:
                 return None
             off += ihl
-            more_frags = frag & 0x2000
+            if frag & 0x3FFF:
+                if proto != TCP and proto != UDP:
+                    return None
+                return _fragment(src, dst, proto, ident, (frag & 0x1FFF) << 3, frag & 0x2000, data, off, ip_end)
         elif etype == _ETH_IP6:
             ver, plen, proto, src, dst = _IP6(data, off)
             if ver >> 4 != 6:
                 return None
             off += 40
             ip_end = off + plen if plen else len(data)
-            more_frags = 0
-            while proto != TCP and proto != UDP:
-                if proto in _IP6_EXT:
-                    nxt, hlen = _EXT(data, off)
-                    off += (hlen + 2) << 2 if proto == 51 else (hlen + 1) << 3
-                elif proto == 44:
-                    nxt, offset_flags = _FRAG6(data, off)
-                    if offset_flags & 0xFFF8:
-                        return None
-                    more_frags = offset_flags & 1
-                    off += 8
-                else:
-                    return None
-                proto = nxt
+            if proto in _IP6_EXT:
+                proto, off = _skip_ext6(proto, data, off)
+            if proto == FRAGMENT:
+                nxt, offset_flags, ident = _FRAG6(data, off)
+                off += 8
+                if offset_flags & 0xFFF9:
+                    return _fragment(src, dst, nxt, ident, offset_flags & 0xFFF8, offset_flags & 1, data, off, ip_end)
+                proto, off = _skip_ext6(nxt, data, off)  # an atomic fragment is the whole packet
             if off > ip_end:
                 return None
         else:
             return None
-
-        cap = len(data)
-        if ip_end < cap:
-            cap = ip_end
-        if proto == TCP:
-            sport, dport, seq, ack, offset_flags = _TCP(data, off)
-            start = off + ((offset_flags >> 10) & 0x3C)
-            if start < off + 20 or start > cap:
-                return None
-            return TCP, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, data[start:cap], ip_end - cap
-        if proto == UDP:
-            sport, dport, length = _UDP(data, off)
-            start = off + 8
-            if start > cap:
-                return None
-            end = off + length
-            # A UDP length beyond the IP packet is believable only in a first fragment.
-            if length < 8 or (end > ip_end and not more_frags):
-                end = ip_end
-            stop = end if end < cap else cap
-            return UDP, src, dst, sport, dport, 0, 0, 0, data[start:stop], end - stop
-        return None
+        return _transport(proto, src, dst, data, off, ip_end, False)
     except (IndexError, struct.error):
         return None
+
+
+def reassembled(proto: int, src: bytes, dst: bytes, data: bytes, length: int, known: bool) -> tuple | None:
+    """The TCP or UDP segment in a datagram put back together from fragments, as ``decode``'s tuple.
+
+    ``data`` is the datagram after its IP header (after IPv6's Fragment header,
+    ``proto`` being that header's next header) as far as it was captured from its
+    start, ``length`` its full size: the bytes in between are ``missing``.
+    ``known`` is False when the last fragment was lost, so ``length`` is only a
+    lower bound and a longer UDP length is believed.
+    """
+    try:
+        off = 0
+        if len(src) == 16:
+            proto, off = _skip_ext6(proto, data, 0)
+            if off > length:
+                return None
+        return _transport(proto, src, dst, data, off, length, not known)
+    except (IndexError, struct.error):
+        return None
+
+
+def _skip_ext6(proto: int, data: bytes, off: int) -> tuple[int, int]:
+    """Past IPv6 extension headers other than Fragment: the next protocol and where it starts."""
+    while proto in _IP6_EXT:
+        nxt, hlen = _EXT(data, off)
+        off += (hlen + 2) << 2 if proto == 51 else (hlen + 1) << 3
+        proto = nxt
+    return proto, off
+
+
+def _fragment(src: bytes, dst: bytes, proto: int, ident: int, offset: int, more: int, data: bytes, off: int,
+              ip_end: int) -> tuple | None:
+    """Report a fragment instead of decoding it: only the whole datagram has a whole TCP/UDP header and payload."""
+    cap = len(data)
+    if ip_end < cap:
+        cap = ip_end
+    if off > cap:
+        return None
+    return FRAGMENT, src, dst, proto, ident, offset, bool(more), data[off:cap], ip_end - cap
+
+
+def _transport(proto: int, src: bytes, dst: bytes, data: bytes, off: int, ip_end: int, partial: bool) -> tuple | None:
+    """TCP or UDP at ``off``; ``partial``: the IP length is a lower bound, a longer UDP length is believed."""
+    cap = len(data)
+    if ip_end < cap:
+        cap = ip_end
+    if proto == TCP:
+        sport, dport, seq, ack, offset_flags = _TCP(data, off)
+        start = off + ((offset_flags >> 10) & 0x3C)
+        if start < off + 20 or start > cap:
+            return None
+        return TCP, src, dst, sport, dport, seq, ack, offset_flags & 0x1FF, data[start:cap], ip_end - cap
+    if proto == UDP:
+        sport, dport, length = _UDP(data, off)
+        start = off + 8
+        if start > cap:
+            return None
+        end = off + length
+        if length < 8 or (end > ip_end and not partial):
+            end = ip_end
+        stop = end if end < cap else cap
+        return UDP, src, dst, sport, dport, 0, 0, 0, data[start:stop], end - stop
+    return None
 
 
 def format_addr(addr: bytes, port: int) -> str:

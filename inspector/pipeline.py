@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
-from .frames import ETH_IP4_TCP_HOT, decode, format_addr
+from .frames import ETH_IP4_TCP_HOT, FRAGMENT, decode, format_addr
+from .ipfrag import Reassembler
 from .session import Session
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
@@ -82,6 +83,7 @@ class Decoder:
         self.hot: dict[bytes, tuple] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
+        self.fragments = Reassembler()
 
     def hot_frame(self, number: int, buf: bytes, begin: int, end: int, ts: float) -> bool:
         """Take the bulk of a transfer in place: in-order segments and bare ACKs of
@@ -96,7 +98,7 @@ class Decoder:
         if entry is None or end - begin < 54:
             return False
         etype, vihl, total, frag, proto, seq, offset_flags = ETH_IP4_TCP_HOT(buf, begin)
-        if etype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x1FFF or offset_flags & _CONTROL:
+        if etype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF or offset_flags & _CONTROL:
             return False
         size = total - 20 - ((offset_flags >> 10) & 0x3C)
         ip_end = begin + 14 + total
@@ -121,6 +123,14 @@ class Decoder:
         pkt = decode(linktype, data)
         if pkt is None:
             return
+        if pkt[0] == FRAGMENT:  # datagrams it completes (or pushes out) count as this frame
+            for whole in self.fragments.add(pkt, ts):
+                self._packet(number, ts, whole)
+            return
+        self._packet(number, ts, pkt)
+
+    def _packet(self, number: int, ts: float, pkt: tuple) -> None:
+        """A TCP segment or UDP datagram, as captured or put together from IP fragments."""
         proto, src, dst, sport, dport, seq, _ack, flags, payload, cut = pkt
         if proto != 6:
             if proto == 17:
@@ -152,6 +162,8 @@ class Decoder:
 
     def finish(self, number: int) -> None:
         """End of capture: close what is still open, reporting what it was cut in."""
+        for ts, whole in self.fragments.flush():
+            self._packet(number, ts, whole)
         for flow, side in list(self.flows.values()):
             if side == 0 and flow.state < OTHER:
                 self._close(flow, number)

@@ -28,7 +28,7 @@ from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ethe
 from inspector import frames
 from inspector.capfile import CaptureFile
 from inspector.frames import (
-    ACK, ACK_NO, DPORT, FLAGS, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SYN, decode, format_addr,
+    ACK, ACK_NO, DPORT, FLAGS, FRAGMENT, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SYN, decode, format_addr,
 )
 
 SAMPLE = Path("/work/shared/captures/aria2-to-libtorrent.pcap")
@@ -168,12 +168,21 @@ def test_ipv6_udp():
     assert got == (17, ip6(A6), ip6(B6), 6881, 6882, 0, 0, 0, b"utp-data", 0)
 
 
-def test_ipv6_fragments():
-    first = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(offset=0, m=1, id=9) / UDP(sport=1, dport=2, len=8 + 3000) / (b"u" * 1000)
+def test_ipv6_fragments_are_reported_not_decoded():
+    udp = UDP(sport=1, dport=2, len=8 + 3000) / (b"u" * 1000)
+    first = IPv6(src=A6, dst=B6) / IPv6ExtHdrHopByHop() / IPv6ExtHdrFragment(offset=0, m=1, id=0x89ABCDEF) / udp
+    assert len(bytes(first)) == 40 + 8 + 8 + 1008
     got = both(101, bytes(first))
-    assert got[PAYLOAD] == b"u" * 1000 and got[MISSING] == 2000
-    later = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(offset=125, m=0, id=9, nh=17) / (b"u" * 1000)
-    assert both(101, bytes(later)) is None
+    assert got == (FRAGMENT, ip6(A6), ip6(B6), 17, 0x89ABCDEF, 0, True, bytes(first)[-1008:], 0)
+    later = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(offset=126, m=0, id=9, nh=17) / (b"u" * 1000)
+    assert both(101, bytes(later)) == (FRAGMENT, ip6(A6), ip6(B6), 17, 9, 1008, False, b"u" * 1000, 0)
+    cut = both(1, bytes(eth() / later)[:-300])
+    assert cut[7:] == (b"u" * 700, 300)  # the fragment's bytes, and those the snap length cut
+
+
+def test_ipv6_atomic_fragment_is_the_whole_packet():
+    pkt = IPv6(src=A6, dst=B6) / IPv6ExtHdrFragment(offset=0, m=0, id=5) / IPv6ExtHdrDestOpt() / tcp()
+    assert both(101, bytes(pkt)) == (6, ip6(A6), ip6(B6)) + expected_tcp4()[3:]
 
 
 def test_ipv6_unknown_next_header_and_esp():
@@ -245,18 +254,54 @@ def test_other_protocols_are_none():
     assert both(1, bytes(eth(type=0x0806) / tcp4())) is None
 
 
-def test_ipv4_fragments():
-    pkt = IP(src=A4, dst=B4) / UDP(sport=6881, dport=6881) / (b"f" * 3000)
+def test_ipv4_fragments_are_reported_not_decoded():
+    pkt = IP(src=A4, dst=B4, id=0xBEEF) / UDP(sport=6881, dport=6881) / (b"f" * 3000)
     parts = fragment(pkt, fragsize=1000)
     assert len(parts) == 4
-    first = both(1, bytes(eth() / parts[0]))
-    assert first[PAYLOAD] == b"f" * 992 and first[MISSING] == 3000 - 992
-    for later in parts[1:]:
-        assert both(1, bytes(eth() / later)) is None
-    tcp_parts = fragment(tcp4(b"t" * 3000), fragsize=1000)
-    got = both(1, bytes(eth() / tcp_parts[0]))
-    assert got[PAYLOAD] == b"t" * 980 and got[MISSING] == 0  # TCP's sequence numbers show the rest
-    assert all(both(1, bytes(eth() / p)) is None for p in tcp_parts[1:])
+    udp = bytes(pkt[UDP])
+    got = [both(1, bytes(eth() / p)) for p in parts]
+    assert [g[:7] for g in got] == [
+        (FRAGMENT, ip4(A4), ip4(B4), 17, 0xBEEF, offset, offset < 3000) for offset in (0, 1000, 2000, 3000)
+    ]
+    assert b"".join(g[7] for g in got) == udp and {g[8] for g in got} == {0}
+    padded = bytes(eth() / parts[3]) + bytes(30)  # Ethernet padding stays out of the fragment
+    assert both(1, padded)[7] == udp[3000:]
+
+
+def test_ipv4_first_fragment_with_only_more_fragments_set():
+    """Offset 0 with MF set: the fast path must pass it on, not decode its TCP header as a segment."""
+    frame = bytes(eth() / IP(src=A4, dst=B4, flags="MF", id=7) / tcp(b"t" * 100))
+    assert frames.eth_ipv4_tcp(frame, 0, len(frame)) is None
+    got = both(1, frame)
+    assert got[:7] == (FRAGMENT, ip4(A4), ip4(B4), 6, 7, 0, True)
+    assert got[7] == frame[34:]
+    df = bytes(eth() / IP(src=A4, dst=B4, flags="DF") / tcp())  # Don't Fragment is no fragment
+    assert both(1, df) == expected_tcp4()
+
+
+def test_ipv4_fragments_of_other_protocols_are_none():
+    for part in fragment(IP(src=A4, dst=B4) / ICMP() / (b"i" * 3000), fragsize=1000):
+        assert both(1, bytes(eth() / part)) is None
+
+
+def test_reassembled_datagrams():
+    segment = bytes(tcp(b"t" * 3000))
+    assert frames.reassembled(6, ip4(A4), ip4(B4), segment, len(segment), True) == expected_tcp4(b"t" * 3000)
+    # Captured from the start, 1000 bytes short: the TCP header decodes, the rest is missing.
+    got = frames.reassembled(6, ip4(A4), ip4(B4), segment[:-1000], len(segment), True)
+    assert got[PAYLOAD] == b"t" * 2000 and got[MISSING] == 1000
+    # IPv6: extension headers after the Fragment header are part of the datagram.
+    dest = bytes(IPv6ExtHdrDestOpt(nh=17) / UDP(sport=1, dport=2) / (b"u" * 500))
+    got = frames.reassembled(60, ip6(A6), ip6(B6), dest, len(dest), True)
+    assert got == (17, ip6(A6), ip6(B6), 1, 2, 0, 0, 0, b"u" * 500, 0)
+    # The last fragment lost: the UDP length is believed over what was seen.
+    udp = bytes(UDP(sport=1, dport=2) / (b"u" * 3000))
+    got = frames.reassembled(17, ip4(A4), ip4(B4), udp[:2008], 2008, False)
+    assert got[PAYLOAD] == b"u" * 2000 and got[MISSING] == 1000
+    got = frames.reassembled(17, ip4(A4), ip4(B4), udp[:2008], 2008, True)  # the IP length is known: trust it
+    assert got[PAYLOAD] == b"u" * 2000 and got[MISSING] == 0
+    assert frames.reassembled(6, ip4(A4), ip4(B4), segment[:19], len(segment), True) is None
+    assert frames.reassembled(60, ip6(A6), ip6(B6), dest[:3], len(dest), True) is None
 
 
 def test_udp():
@@ -285,6 +330,8 @@ _BASES = [
     (1, bytes(eth() / Dot1Q() / IPv6() / IPv6ExtHdrHopByHop() / tcp())),
     (113, bytes(CookedLinux(proto=0x0800) / tcp4())),
     (0, bytes(Loopback(type=2) / tcp4())),
+    (1, bytes(eth() / IP(flags="MF", frag=3) / UDP() / b"abc")),
+    (101, bytes(IPv6() / IPv6ExtHdrFragment(offset=1, m=1) / tcp())),
 ]
 
 
@@ -303,8 +350,11 @@ def test_mutated_frames_never_raise_and_fast_path_agrees(base, edits, cut, extra
             data[pos] = value
     data = bytes(data[: len(data) - cut] if cut < len(data) else b"") + extra
     got = both(linktype, data)
-    if got is not None:
+    if got is not None and got[0] == FRAGMENT:
+        assert len(got) == 9 and got[5] % 8 == 0 and got[8] >= 0
+    elif got is not None:
         assert got[0] in (6, 17) and len(got) == 10 and got[MISSING] >= 0
+    if got is not None:
         assert len(got[1]) == len(got[2]) in (4, 16)
 
 
