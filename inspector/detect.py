@@ -46,9 +46,9 @@ MAX_PAD = 512  # PadA, PadB
 MAX_KEY_FLIGHT = DH_KEY + MAX_PAD
 MIN_STEP3 = 20 + 20 + 8 + 4 + 2 + 2  # req1 hash, req2^req3 hash, VC, crypto_provide, len(PadC), len(IA)
 # 96 uniform bytes show ~80 distinct values (sd ~3.5); the commonest appears 2-3 times,
-# 6 times about once in 1500 keys; about 36 are printable ASCII (sd ~4.7).
+# 8 times about once in 500,000 keys; about 36 are printable ASCII (sd ~4.7).
 MIN_DISTINCT = 60
-MAX_REPEAT = 6
+MAX_REPEAT = 8
 MAX_PRINTABLE = 64
 _PRINTABLE = bytes(range(0x20, 0x7F))
 _SIGNATURES = (
