@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
-from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
+from .detect import ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ETH_IP4_TCP_HOT, decode, format_addr
 from .session import Session
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
@@ -228,7 +228,7 @@ class Decoder:
             confirmed = gate.offer(side, payload, ts, (src, dst, sport, dport, payload, number, ts))
             if confirmed is None:
                 return
-            flow.probe = Probe(flow.opener_known)
+            flow.probe = Probe(flow.opener_known) if confirmed else None
             if not confirmed:
                 flow.state = OTHER
                 return
@@ -312,7 +312,8 @@ class Decoder:
             return
         flow.probe = None
         if verdict == OTHER:
-            flow.state = OTHER
+            if chunks is not None:  # at the end ``_close`` retires the flow
+                flow.state = OTHER
             return
         self._classify(flow, verdict, number, ts)
         for s in (0, 1):

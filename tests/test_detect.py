@@ -219,6 +219,16 @@ def test_random_flights_after_a_syn_are_encrypted_and_keep_their_bytes(tmp_path)
     assert s.encrypted and (s.sides[0].stream_bytes, s.sides[1].stream_bytes) == (3296, 196)
 
 
+def test_keys_exchanged_then_closed_is_an_encrypted_session(tmp_path):
+    conv = TcpConversation().open()
+    conv.send(0, key(10))
+    conv.send(1, key(20))
+    conv.close()
+    _, _, sessions = decode_capture(conv.write(tmp_path / "mse-cut.pcap"))
+    (s,) = sessions
+    assert s.encrypted and s.state == "closed" and (s.sides[0].stream_bytes, s.sides[1].stream_bytes) == (106, 116)
+
+
 def test_length_prefixed_exchange_after_a_syn_is_nothing(tmp_path):
     conv = TcpConversation(b=("10.0.0.2", 30303)).open()
     conv.send(0, framed(os.urandom(400), 2))
