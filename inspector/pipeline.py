@@ -13,18 +13,16 @@ from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
+from .detect import ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ETH_IP4_TCP_HOT, FRAGMENT, decode, format_addr
 from .ipfrag import Reassembler
 from .session import Session
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
 from .utp import parse as parse_utp
-from .wire import HANDSHAKE_PREFIX
 
-PROBE, BITTORRENT, ENCRYPTED, OTHER, DONE = range(5)
+PROBE, DONE = UNDECIDED, OTHER + 1  # flow states: a flow in PROBE waits for its verdict
 
-MSE_MIN_BYTES = 96  # MSE/PE opens with a 768-bit Diffie-Hellman key: 96 random bytes
-MSE_MIN_DISTINCT = 60  # 96 random bytes show ~80 distinct values; text and headers far fewer
 SWEEP_EVERY = 4096  # frames between eviction sweeps
 IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
@@ -41,17 +39,6 @@ class Record(NamedTuple):
     event: ev.Event
 
 
-def looks_encrypted(head: bytes) -> bool:
-    """An MSE/PE opening: enough bytes, and as varied as random data is.
-
-    TLS records (0x16 0x03) are high-entropy too after their header; they are not
-    BitTorrent and are left alone.
-    """
-    if len(head) < MSE_MIN_BYTES or head[:2] == b"\x16\x03":
-        return False
-    return len(set(head[:MSE_MIN_BYTES])) >= MSE_MIN_DISTINCT
-
-
 class Flow:
     """One TCP or uTP connection in the table, before and after it is known to be BitTorrent."""
 
@@ -65,7 +52,7 @@ class Flow:
         self.keys = keys
         self.dirs = (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
         self.state = PROBE
-        self.probe = (bytearray(), bytearray())
+        self.probe: Probe | UtpGate | None = Probe(opener_known)
         self.session: Session | None = None
         self.opener_known = opener_known
         self.start = ts
@@ -248,6 +235,18 @@ class Decoder:
             flow.session.end = ts
         if flow.state >= OTHER:
             return
+        gate = flow.probe
+        if gate.__class__ is UtpGate:
+            confirmed = gate.offer(side, payload, ts, (src, dst, sport, dport, payload, number, ts))
+            if confirmed is None:
+                return
+            flow.probe = Probe(flow.opener_known) if confirmed else None
+            if not confirmed:
+                flow.state = OTHER
+                return
+            for held in gate.held:  # this packet among them
+                self._datagram(*held)
+            return
         direction = flow.dirs[side]
         if kind == ST_STATE:
             # The responder's first packet is the STATE answering the SYN; it names
@@ -275,6 +274,7 @@ class Decoder:
             keys = [(*forward, cid, 0), (*backward, (cid - 1) & 0xFFFF, 1), (*backward, (cid + 1) & 0xFFFF, 1)]
         flow = Flow("utp", (format_addr(src, sport), format_addr(dst, dport)),
                     tuple(key[:5] for key in keys), syn, ts)
+        flow.probe = UtpGate(syn)  # one header is not enough: its packets must show a connection
         for *key, side in keys:
             self.flows[tuple(key)] = (flow, side)
         return self.flows[(src, sport, dst, dport, cid)]
@@ -307,30 +307,32 @@ class Decoder:
                     out.append(Record(session, side, number, ts, event))
 
     def _probe(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
-        """Hold a connection's first bytes until they say what it is."""
-        head = flow.probe[side]
-        for chunk in chunks:
-            if chunk.__class__ is int:
-                flow.state = OTHER  # its start is lost: nothing to recognise it by
-                return
-            head += chunk
-        prefix = HANDSHAKE_PREFIX[: len(head)]
-        if head[: len(prefix)] == prefix:
-            if len(head) < len(HANDSHAKE_PREFIX):
-                return
-            self._classify(flow, BITTORRENT, number, ts)
-        elif looks_encrypted(bytes(head)):
-            self._classify(flow, ENCRYPTED, number, ts)
-        elif len(head) >= MSE_MIN_BYTES:
-            flow.state = OTHER
-            return
+        """Hold a connection's first bytes until they say what it is (``inspector.detect``);
+        ``chunks`` None: the connection ended first."""
+        probe = flow.probe
+        rest = ()
+        if chunks is None:
+            verdict = probe.end()
         else:
+            verdict = UNDECIDED
+            for i, chunk in enumerate(chunks):
+                verdict = probe.gap(side) if chunk.__class__ is int else probe.feed(side, chunk)
+                if verdict != UNDECIDED:
+                    rest = chunks[i + 1 :]
+                    break
+        if verdict == UNDECIDED:
             return
-        held = flow.probe
-        flow.probe = (bytearray(), bytearray())
+        flow.probe = None
+        if verdict == OTHER:
+            if chunks is not None:  # at the end ``_close`` retires the flow
+                flow.state = OTHER
+            return
+        self._classify(flow, verdict, number, ts)
         for s in (0, 1):
-            if held[s]:
-                self._deliver(flow, s, (bytes(held[s]),), number, ts)
+            if probe.held[s]:
+                self._deliver(flow, s, (bytes(probe.held[s]),), number, ts)
+        if rest:
+            self._deliver(flow, side, rest, number, ts)
 
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
@@ -351,6 +353,8 @@ class Decoder:
                 flow.keys += (wire,)
 
     def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
+        if flow.state == PROBE and flow.probe.__class__ is Probe:
+            self._probe(flow, 0, None, number, flow.last_ts)
         if flow.state >= OTHER:
             return
         for side in (0, 1):
