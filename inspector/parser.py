@@ -41,12 +41,13 @@ class PeerWireParser:
     """
 
     def __init__(self, *, max_len: int = DEFAULT_MAX_LEN, handshake: bool = True, midstream: bool = False,
-                 torrent: Torrent | None = None) -> None:
+                 torrent: Torrent | None = None, why: str = "the connection's start was not captured") -> None:
         self.max_len = max_len
         self.ext_names: dict[int, str] = {}
         self.torrent = torrent or Torrent()
         self.expected: dict[tuple[int, int, int], None] = {}  # blocks the other side asked this one for
         self.midstream = midstream  # the stream's start was not captured: no handshake is owed
+        self.why = why  # and why not, for the finding
         self.resyncs = 0  # times the framing was found again
         self._hunt: Hunt | None = None
         self._tag: object = None
@@ -66,7 +67,7 @@ class PeerWireParser:
         else:
             self._need, self._step = 4, self._read_length
             if midstream:
-                self._hunt = Hunt("the connection's start was not captured")
+                self._hunt = Hunt(why)
 
     @property
     def hunting(self) -> bool:
@@ -210,7 +211,7 @@ class PeerWireParser:
     def _read_protocol_length(self, chunk: bytes, out: list) -> None:
         if chunk[0] != len(PROTOCOL_NAME):
             if self.midstream:
-                self._lose_framing("the connection's start was not captured", out, bytes(chunk))
+                self._lose_framing(self.why, out, bytes(chunk))
                 return
             self._stop(out, "bad_protocol", f"protocol name length {chunk[0]}, expected {len(PROTOCOL_NAME)}")
             return
@@ -219,7 +220,7 @@ class PeerWireParser:
     def _read_protocol_name(self, chunk: bytes, out: list) -> None:
         if bytes(chunk) != PROTOCOL_NAME:
             if self.midstream:
-                self._lose_framing("the connection's start was not captured", out, bytes([len(PROTOCOL_NAME)]) + chunk)
+                self._lose_framing(self.why, out, bytes([len(PROTOCOL_NAME)]) + chunk)
                 return
             self._stop(out, "bad_protocol", f"protocol name {bytes(chunk)!r}")
             return
@@ -405,7 +406,10 @@ class PeerWireParser:
         self._hunt = None
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
-        out.append(ev.Finding("resync", f"next message found after {skipped} ({hunt.why})"))
+        what = "the handshake" if hunt.is_handshake(found) else "next message"
+        out.append(ev.Finding("resync", f"{what} found after {skipped} ({hunt.why})"))
+        if what == "the handshake":
+            self._need, self._step = 1, self._read_protocol_length
         current = self._tag
         for is_gap, item, tag in hunt.replay(found):
             events = self.gap(item, tag) if is_gap else self.feed(item, tag)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .extensions import BodyError, decode_body
-from .wire import BLOCK, PIECE_HEAD, U32
+from .wire import BLOCK, HANDSHAKE_LEN, HANDSHAKE_PREFIX, PIECE_HEAD, U32
 
 MAX_BLOCK = 1 << 17  # the largest block any client requests (libtorrent's limit is 128 KiB)
 MAX_FOUND_LEN = MAX_BLOCK + 64  # no message found by a hunt is longer (bitfields, extended bodies too)
@@ -36,7 +36,9 @@ EXPECTED_MAX = 4096  # outstanding requests remembered per direction
 
 # A message start found by a hunt has a length prefix below MAX_FOUND_LEN, so its first
 # byte is 0 and its second at most 2: the only positions worth a closer look.
-_CANDIDATE = re.compile(rb"\x00(?=[\x00-\x02])")
+# A handshake (after an MSE exchange that selected plaintext, or in a stream joined
+# late) is the other thing worth stopping at.
+_CANDIDATE = re.compile(rb"\x00(?=[\x00-\x02])|\x13(?=BitTorrent protocol)")
 
 WAIT, ACCEPT, REJECT = range(3)
 _OK, _BAD, _MORE, _UNSEEN = range(4)
@@ -100,7 +102,11 @@ class Hunt:
     # -- search ----------------------------------------------------------------
 
     def search(self, parser: Any, ended: bool) -> int | None:
-        """The first position where the framing holds again, or None (yet)."""
+        """The first position where the framing holds again, or None (yet).
+
+        A handshake found this way starts at the returned position too; ``is_handshake``
+        tells the two apart.
+        """
         while True:
             p = self._candidate(self.scan)
             if p is None:
@@ -114,6 +120,9 @@ class Hunt:
                 self._trim()
                 return None
             self.scan = p + 1
+
+    def is_handshake(self, p: int) -> bool:
+        return self._get(p, p + len(HANDSHAKE_PREFIX)) == HANDSHAKE_PREFIX
 
     def replay(self, start: int) -> list[tuple[bool, Any, Any]]:
         """What was fed from ``start`` on, as it was fed: (is_gap, bytes or size, tag)."""
@@ -158,6 +167,10 @@ class Hunt:
 
     def _chain(self, p: int, parser: Any, ended: bool) -> int:
         """Follow messages from ``p``: ACCEPT, REJECT, or WAIT for more bytes."""
+        if self._get(p, p + len(HANDSHAKE_PREFIX)) == HANDSHAKE_PREFIX:
+            # Twenty bytes that say what they are; the handshake's fixed size places the
+            # next message, and that is all a chain would add.
+            return ACCEPT
         total = count = first = 0
         q = p
         for _ in range(CHAIN):

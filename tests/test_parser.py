@@ -901,3 +901,12 @@ def test_handshake_cut_in_its_peer_id_is_still_reported():
     events, parser = run3(data[:62], GAP(6), wb.have(1))
     assert messages(events) == [ev.Handshake(bytes(8), INFO_HASH, PEER_A[:14]), ev.Have(1)]
     assert not parser.hunting
+
+
+def test_handshake_found_by_a_hunt():
+    """After an MSE exchange that selects plaintext, the handshake follows key material."""
+    parser = PeerWireParser(midstream=True, why="after an MSE key exchange")
+    junk = os.urandom(600).replace(b"\x13", b"\x14").replace(b"\x00", b"\x01")
+    events = parser.feed(junk + wb.handshake(INFO_HASH, PEER_A) + wb.have(3)) + parser.end()
+    assert messages(events) == [ev.Handshake(bytes(8), INFO_HASH, PEER_A), ev.Have(3)]
+    assert "the handshake found after 600 bytes (after an MSE key exchange)" in [e.detail for e in events if e.type == "finding"]
