@@ -64,7 +64,7 @@ class Flow:
         self.keys = keys
         self.dirs = (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
         self.state = PROBE
-        self.probe = (bytearray(), bytearray())
+        self.probe: tuple[list, list] = ([], [])  # per side, the (chunk, frame, ts) held so far
         self.session: Session | None = None
         self.opener_known = opener_known
         self.start = ts
@@ -78,7 +78,8 @@ class Decoder:
     def __init__(self) -> None:
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         # Classified IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports),
-        # with what ``hot_frame`` touches: flow, side, direction, parser, side facts, session.
+        # with what ``hot_frame`` touches: flow, side, direction, the other direction,
+        # parser, side facts, session.
         self.hot: dict[bytes, tuple] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
@@ -102,7 +103,9 @@ class Decoder:
         ip_end = begin + 14 + total
         if size < 0 or ip_end > end:  # odd, or cut by the snap length
             return False
-        flow, side, direction, parser, me, session = entry
+        flow, side, direction, other, parser, me, session = entry
+        if other.pending:  # this frame's ACK may declare the other direction's holes
+            return False
         if not size:
             flow.last_ts = session.end = ts
             return True
@@ -112,7 +115,7 @@ class Decoder:
         if parser is None or parser.skip_payload(size):
             me.stream_bytes += size
         else:
-            self._deliver(flow, side, (buf[ip_end - size : ip_end],), number, ts)
+            self._deliver(flow, side, ((buf[ip_end - size : ip_end], number, ts),))
         flow.last_ts = session.end = ts
         return True
 
@@ -121,7 +124,7 @@ class Decoder:
         pkt = decode(linktype, data)
         if pkt is None:
             return
-        proto, src, dst, sport, dport, seq, _ack, flags, payload, cut = pkt
+        proto, src, dst, sport, dport, seq, ack, flags, payload, cut = pkt
         if proto != 6:
             if proto == 17:
                 self._datagram(src, dst, sport, dport, payload, number, ts)
@@ -141,9 +144,13 @@ class Decoder:
         direction = flow.dirs[side]
         if flags & SYN:
             direction.syn(seq)
-        chunks = direction.segment(seq, payload, cut, bool(flags & FIN)) if payload or cut or flags & FIN else ()
+        chunks = direction.segment(seq, payload, cut, bool(flags & FIN), number, ts) if payload or cut or flags & FIN else ()
         if chunks:
-            self._deliver(flow, side, chunks, number, ts)
+            self._deliver(flow, side, chunks)
+        if flags & ACK and flow.state < OTHER:
+            acked = flow.dirs[1 - side].ack(ack, number, ts)
+            if acked:
+                self._deliver(flow, 1 - side, acked)
         if flags & RST:
             flow.reset = True
             self._close(flow, number)
@@ -217,7 +224,7 @@ class Decoder:
         packet = parse_utp(payload)
         if packet is None:
             return
-        kind, cid, seq, _ack, data = packet
+        kind, cid, seq, ack, data = packet
         entry = self.flows.get((src, sport, dst, dport, cid))
         if entry is None and kind == ST_RESET:
             # A reset may carry either of the connection's ids (see inspector.utp).
@@ -242,10 +249,16 @@ class Decoder:
             # the responder's first sequence number.
             if side == 1 and direction.next_seq is None and flow.opener_known:
                 direction.accept(seq)
+        else:
+            chunks = direction.segment(kind, seq, data, number, ts)
+            if chunks:
+                self._deliver(flow, side, chunks)
+        if kind != ST_SYN and flow.state < OTHER:  # a SYN's ack_nr acknowledges nothing yet
+            acked = flow.dirs[1 - side].ack(ack, number, ts)
+            if acked:
+                self._deliver(flow, 1 - side, acked)
+        if kind == ST_STATE:
             return
-        chunks = direction.segment(kind, seq, data)
-        if chunks:
-            self._deliver(flow, side, chunks, number, ts)
         if kind == ST_RESET:
             flow.reset = True
             self._close(flow, number)
@@ -269,15 +282,16 @@ class Decoder:
 
     # -- classification and decoding ---------------------------------------------
 
-    def _deliver(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+    def _deliver(self, flow: Flow, side: int, chunks) -> None:
+        """Feed (chunk, frame, ts) triples to a side; each record keeps its chunk's frame."""
         if flow.state == PROBE:
-            self._probe(flow, side, chunks, number, ts)
+            self._probe(flow, side, chunks)
             return
         session = flow.session
         parser = session.parsers[side] if session.parsers else None
         me = session.sides[side]
         out = self.out
-        for chunk in chunks:
+        for chunk, number, ts in chunks:
             if chunk.__class__ is int:
                 if parser is None:
                     lost = f"{chunk} bytes" if chunk >= 0 else "packets (size unknown)"
@@ -294,14 +308,15 @@ class Decoder:
                 for event in events:
                     out.append(Record(session, side, number, ts, event))
 
-    def _probe(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+    def _probe(self, flow: Flow, side: int, chunks) -> None:
         """Hold a connection's first bytes until they say what it is."""
-        head = flow.probe[side]
-        for chunk in chunks:
+        held_here = flow.probe[side]
+        for chunk, number, ts in chunks:
             if chunk.__class__ is int:
                 flow.state = OTHER  # its start is lost: nothing to recognise it by
                 return
-            head += chunk
+            held_here.append((bytes(chunk), number, ts))
+        head = b"".join(chunk for chunk, _, _ in held_here)
         prefix = HANDSHAKE_PREFIX[: len(head)]
         if head[: len(prefix)] == prefix:
             if len(head) < len(HANDSHAKE_PREFIX):
@@ -315,10 +330,10 @@ class Decoder:
         else:
             return
         held = flow.probe
-        flow.probe = (bytearray(), bytearray())
+        flow.probe = ([], [])
         for s in (0, 1):
             if held[s]:
-                self._deliver(flow, s, (bytes(held[s]),), number, ts)
+                self._deliver(flow, s, held[s])
 
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
@@ -335,16 +350,16 @@ class Decoder:
             for side, (src, sport, dst, dport) in enumerate((forward, backward)):
                 wire = src + dst + _PORTS.pack(sport, dport)
                 parser = session.parsers[side] if session.parsers else None
-                self.hot[wire] = (flow, side, flow.dirs[side], parser, session.sides[side], session)
+                self.hot[wire] = (flow, side, flow.dirs[side], flow.dirs[1 - side], parser, session.sides[side], session)
                 flow.keys += (wire,)
 
     def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
         if flow.state >= OTHER:
             return
         for side in (0, 1):
-            leftover = flow.dirs[side].flush()
+            leftover = flow.dirs[side].flush(number, flow.last_ts)
             if leftover and flow.state != PROBE:
-                self._deliver(flow, side, leftover, number, flow.last_ts)
+                self._deliver(flow, side, leftover)
         session = flow.session
         if session is not None:
             if session.parsers:

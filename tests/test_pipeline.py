@@ -185,17 +185,33 @@ def test_out_of_order_segments_are_decoded_in_order(tmp_path, isn):
     conv, expected = _in_order_events(tmp_path, isn=isn)
     handshake_done = 5  # SYN, SYN-ACK, ACK, two handshakes: the rest is shuffled
     head, tail, closing = conv.packets[:handshake_done], conv.packets[handshake_done:-3], conv.packets[-3:]
-    shuffled = tail[::-1]  # every data segment after the handshakes, last first
+    shuffled = [p.copy() for p in tail[::-1]]  # every data segment after the handshakes, last first
+    # Reordered on the way, the segments reach each end out of order, so the ACKs an
+    # end sends cannot cover bytes not yet captured (those would be losses, see
+    # test_messages_after_a_hole_keep_the_frame_that_completed_them): each
+    # acknowledges what the other side had sent by the end of the handshakes.
+    for pkt in shuffled:
+        last = next(p for p in head[::-1] if p["IP"].src != pkt["IP"].src)
+        pkt["TCP"].ack = (last["TCP"].seq + len(last["TCP"].payload)) & 0xFFFFFFFF
     messages, findings, sessions = decode_capture(write_packets(tmp_path / "reversed.pcap",
                                                                 head + shuffled + closing))
     for side in (0, 1):  # each side's messages in its stream's order (the sides interleave by arrival)
         assert [e for d, e in events(messages) if d == side] == [e for d, e in expected if d == side]
     assert findings == [] and sessions[0].state == "closed"
-    # Nothing after a side's handshake completes before that side's first segment, which arrives last.
+    # Each message keeps the frame that carried its last byte, though the bytes before
+    # it arrived later: stream ends of each side's segments, with their frame numbers.
+    captured = [(n, p) for n, p in enumerate(head, 1)] + [
+        (handshake_done + len(tail) - i, p) for i, p in enumerate(tail)]
     for side, addr in enumerate(("10.0.0.1", "10.0.0.2")):
-        first = next(p for p in tail if p["IP"].src == addr)
-        frame = handshake_done + shuffled.index(first) + 1
-        assert {r.frame for r in messages[2:] if r.side == side} == {frame}
+        ends, end = [], 0
+        for number, p in ((n, p) for n, p in captured if p["IP"].src == addr and p.haslayer("Raw")):
+            end += len(p["Raw"].load)
+            ends.append((end, number))
+        offset = 0
+        for record in (r for r in messages if r.side == side):
+            offset += 68 if record.event.type == "handshake" else 4 + record.event.size
+            assert record.frame == next(number for end, number in ends if end >= offset), record
+    assert any(b.frame < a.frame for a, b in zip(messages, messages[1:]))  # decoded late, stamped early
 
 
 def test_handshake_segments_out_of_order(tmp_path):

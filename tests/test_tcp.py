@@ -10,14 +10,20 @@ from inspector.tcp import TcpDirection
 WRAP = 1 << 32
 
 
-def joined(chunks) -> bytes:
+def bare(deliveries) -> list:
+    """The chunks of (chunk, frame, ts) deliveries."""
+    return [chunk for chunk, _frame, _ts in deliveries]
+
+
+def joined(deliveries) -> bytes:
+    chunks = bare(deliveries)
     assert not any(isinstance(c, int) for c in chunks), chunks
     return b"".join(bytes(c) for c in chunks)
 
 
-def nonempty(chunks) -> list:
+def nonempty(deliveries) -> list:
     """Chunks as a list, without empty byte strings (they carry nothing)."""
-    return [c if isinstance(c, int) else bytes(c) for c in chunks if isinstance(c, int) or len(c)]
+    return [c if isinstance(c, int) else bytes(c) for c in bare(deliveries) if isinstance(c, int) or len(c)]
 
 
 def opened(isn: int = 1000, **kw) -> TcpDirection:
