@@ -198,6 +198,17 @@ class TcpDirection:
         """
         end = start + len(payload) + cut
         starts, runs = self._starts, self.pending
+        if starts and start >= runs[starts[-1]].end:  # the usual case after a loss: beyond all
+            self.pending_bytes += end - start
+            self.pending_segments += 1
+            last = runs[starts[-1]]
+            if start == last.end:
+                last.pieces.append((payload, cut, frame, ts))
+                last.end = end
+            else:
+                starts.append(start)
+                runs[start] = _Run(start, end, (payload, cut, frame, ts))
+            return
         i = bisect_right(starts, start) - 1
         if i < 0 or runs[starts[i]].end < start:
             i += 1
