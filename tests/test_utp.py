@@ -465,6 +465,93 @@ def test_any_losses_become_minus_one_per_run(start, packets, rnd):
     assert d.holes == lost_runs
     assert d.lost_packets == sum(1 for p, keep in packets[:last_kept + 1] if not keep)
 
+def test_each_packet_keeps_its_frame():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.segment(ST_DATA, 2, b"B", frame=2, ts=0.2) == ()
+    assert d.segment(ST_DATA, 1, b"A", frame=3, ts=0.3) == [(b"A", 3, 0.3), (b"B", 2, 0.2)]
+
+
+def test_ack_nr_beyond_missing_packets_loses_them_at_once():
+    d = UtpDirection()
+    d.syn(10)
+    d.segment(ST_DATA, 11, b"a", frame=1)
+    d.segment(ST_DATA, 14, b"d", frame=2)  # 12 and 13 missing
+    assert d.ack(11, frame=3) == []  # acknowledges what was delivered
+    assert d.ack(14, frame=4, ts=0.4) == [(LOST, 4, 0.4), (b"d", 2, 0.0)]
+    assert (d.holes, d.lost_packets, d.next_seq, d.acked) == (1, 2, 15, 4) and not d.pending
+    assert bare(d.segment(ST_DATA, 12, b"b")) == []  # too late: a retransmission
+    assert d.retransmissions == 1
+
+
+def test_ack_nr_short_of_the_buffered_packets_loses_only_what_it_covers():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 5, b"e")  # 1..4 missing
+    assert bare(d.ack(2)) == [LOST]  # 1 and 2 received by the peer, never captured
+    assert d.lost_packets == 2 and d.next_seq == 3
+    assert stream(feed(d, [(ST_DATA, 4, b"d"), (ST_DATA, 3, b"c")])) == [b"cde"]
+
+
+def test_ack_nr_with_nothing_buffered_is_remembered_then_used():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 1, b"a")
+    assert d.ack(3) == [] and d.holes == 0  # 2 and 3 may be in flight; nothing waits after them
+    assert bare(d.segment(ST_DATA, 4, b"d", frame=7)) == [LOST, b"d"]
+    assert d.lost_packets == 2
+
+
+def test_stale_and_absurd_ack_nrs_are_ignored():
+    d = UtpDirection(max_pending_packets=10)
+    assert d.ack(5) == []  # start unknown
+    d.syn(0)
+    d.segment(ST_DATA, 1, b"a")
+    d.segment(ST_DATA, 3, b"c")
+    assert d.ack(0) == [] and d.ack(0x8000) == []  # behind; half the space ahead
+    assert d.ack(3 + 11) == [] and d.acked == 0  # beyond what was seen plus the bound
+    assert bare(d.ack(3)) == [LOST, b"c"]
+
+
+def test_ack_nr_across_the_wrap():
+    d = UtpDirection()
+    d.syn(0xFFFD)
+    d.segment(ST_DATA, 0xFFFE, b"a")
+    d.segment(ST_DATA, 1, b"c")  # 0xFFFF and 0 missing
+    assert bare(d.ack(0)) == [LOST, b"c"]
+    assert d.lost_packets == 2 and d.next_seq == 2
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, 0xFFFF),
+    st.lists(st.tuples(st.binary(min_size=1, max_size=8), st.booleans()), min_size=1, max_size=60),
+    st.lists(st.integers(0, 0xFFFF), max_size=10),
+    st.randoms(use_true_random=False),
+)
+def test_acks_and_losses_never_misplace_a_packet(start, packets, acks, rnd):
+    """Kept packets in any order, acks anywhere (some absurd): packets come out in
+    order, each exactly once, and one is skipped only where a LOST chunk says so."""
+    payloads = [bytes([i]) + p for i, (p, _) in enumerate(packets)]  # first byte: its index
+    events = [("data", i) for i, (_, keep) in enumerate(packets) if keep] + [("ack", a) for a in acks]
+    rnd.shuffle(events)
+    d = UtpDirection(max_pending_packets=8)
+    d.syn(start)
+    out = []
+    for kind, n in events:
+        out += d.segment(ST_DATA, (start + 1 + n) & 0xFFFF, payloads[n]) if kind == "data" else d.ack(n)
+    out += d.flush()
+    position, after_loss = 0, False
+    for chunk, _, _ in out:
+        if chunk == LOST:
+            after_loss = True
+            continue
+        index = chunk[0]
+        assert bytes(chunk) == payloads[index] and packets[index][1]
+        assert index > position if after_loss else index == position
+        position, after_loss = index + 1, False
+    assert not d.pending and d.pending_bytes == 0
+
 # ---------------------------------------------------------------- the real capture
 
 
