@@ -490,3 +490,59 @@ def test_full_flow_table_bounds_utp_flows_too(monkeypatch):
         assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS + 3
     assert len(decoder.sessions) == 50
     assert {s.state for s in decoder.sessions[:-2]} == {"evicted"}
+
+
+def _lossy_transfer(tmp_path) -> tuple[Path, list, object]:
+    """Side b sends a piece then 30 haves in 500-byte segments; side a ACKs every
+    two segments, as receivers do. One segment inside the piece is not captured,
+    though a's next ACK acknowledges it. Returns the capture, the packets written
+    and the ACK that is the first to reveal the loss."""
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(HASH, PEER_A))
+    conv.send(1, bt_handshake(HASH, PEER_B))
+    data = bt_piece(3, 0, b"\x5a" * 5000) + b"".join(bt_have(i) for i in range(30)) + bt_msg(1)
+    segments = []
+    for n, i in enumerate(range(0, len(data), 500)):
+        segments.append(conv.packet(1, "PA", data[i:i + 500]))
+        if n % 2:
+            conv.packet(0, "A")
+    conv.close()
+    lost = segments[2]  # stream bytes 1068..1567 of b: inside the piece's payload
+    packets = [p for p in conv.packets if p is not lost]
+    after = packets.index(segments[3])
+    revealing = next(p for p in packets[after:] if p["IP"].src == "10.0.0.1")
+    return conv.write(tmp_path / "lossy.pcap", packets), packets, revealing
+
+
+def test_messages_after_a_hole_keep_the_frame_that_completed_them(tmp_path):
+    capture, packets, revealing = _lossy_transfer(tmp_path)
+    messages, findings, sessions = decode_capture(capture)
+    isn = packets[1]["TCP"].seq + 1  # b's first stream byte
+    # b's captured segments: where each ends in b's stream, and its frame number
+    ends = [((p["TCP"].seq - isn) % 2**32 + len(p["Raw"].load), n, round(float(p.time), 6))
+            for n, p in enumerate(packets, 1) if p["IP"].src == "10.0.0.2" and p.haslayer("Raw")]
+    offset, checked = 0, 0
+    for record in (r for r in messages if r.side == 1):
+        offset += 68 if record.event.type == "handshake" else 4 + record.event.size
+        frame, ts = next((n, t) for end, n, t in ends if end >= offset)
+        assert (record.frame, round(record.ts, 6)) == (frame, ts), record
+        checked += 1
+    assert checked == 33  # handshake, piece, 30 haves, unchoke
+    piece = next(r.event for r in messages if r.event.type == "piece")
+    assert (piece.index, piece.length, piece.missing) == (3, 5000, 500)
+    # The hole is declared at the ACK that covers it, not at the end of the capture.
+    revealed = packets.index(revealing) + 1
+    (hole,) = findings
+    assert (hole.event.kind, hole.side, hole.frame) == ("hole", 1, revealed)
+    assert revealed < len(packets) - 3
+    assert sessions[0].state == "closed" and [f.kind for f in sessions[0].findings] == ["hole"]
+
+
+def test_lossy_transfer_streams_every_record_with_its_frame(tmp_path):
+    """With the hole declared at the ACK that reveals it, nothing waits for the end
+    of the capture: each record comes out of ``CaptureDecode`` as its frame is read."""
+    capture, packets, revealing = _lossy_transfer(tmp_path)
+    decode = pipeline.CaptureDecode(str(capture))
+    seen = [(decode.capture.frame_count, r.frame, r.event.type) for r in decode]
+    assert len(seen) == 35 and all(read == frame for read, frame, _ in seen), seen
+    assert [frame for _, frame, kind in seen if kind == "finding"] == [packets.index(revealing) + 1]
