@@ -165,7 +165,8 @@ class TcpDirection:
         if delta >= HALF:  # behind what was delivered
             return []
         acked = self.offset + delta
-        if acked <= self.acked or acked > self.seen_end + self.max_pending:
+        # ``consume`` (the hot path) moves ``offset`` without ``seen_end``.
+        if acked <= self.acked or acked > max(self.seen_end, self.offset) + self.max_pending:
             return []
         self.acked = acked
         out: list[Delivery] = []

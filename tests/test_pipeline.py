@@ -546,3 +546,24 @@ def test_lossy_transfer_streams_every_record_with_its_frame(tmp_path):
     seen = [(decode.capture.frame_count, r.frame, r.event.type) for r in decode]
     assert len(seen) == 35 and all(read == frame for read, frame, _ in seen), seen
     assert [frame for _, frame, kind in seen if kind == "finding"] == [packets.index(revealing) + 1]
+
+
+def test_utp_loss_is_declared_at_the_state_that_acknowledges_it(tmp_path):
+    x, y, s, r = 300, 301, 10, 500
+    grams = [
+        (0, utp(ST_SYN, x, s, 0)),
+        (1, utp(ST_STATE, x, r, s)),
+        (0, utp(ST_DATA, y, s + 1, r - 1, bt_handshake(HASH, PEER_A))),
+        (1, utp(ST_DATA, x, r, s + 1, bt_handshake(HASH, PEER_B))),
+        (1, utp(ST_DATA, x, r + 1, s + 1, bt_have(0))),  # not captured
+        (1, utp(ST_DATA, x, r + 2, s + 1, bt_have(1))),
+        (0, utp(ST_STATE, y, s + 2, r + 2)),  # a received r + 1: it was lost by the capture
+        (0, utp(ST_FIN, y, s + 2, r + 2)),
+        (1, utp(ST_FIN, x, r + 3, s + 2)),
+    ]
+    packets = udp_packets(grams)
+    del packets[4]
+    messages, findings, sessions = decode_capture(write_packets(tmp_path / "utp-lossy.pcap", packets))
+    assert [(r.side, r.event.type, r.frame) for r in messages] == [(0, "handshake", 3), (1, "handshake", 4)]
+    assert [(r.side, r.event.kind, r.frame) for r in findings] == [(1, "hole", 6)]
+    assert sessions[0].state == "closed"

@@ -380,6 +380,14 @@ def test_absurd_and_stale_acks_are_ignored():
     assert nonempty(d.ack(1 + 13 + 100)) == [7, b"klm"]  # at the edge: believed
 
 
+def test_ack_after_bytes_taken_by_the_hot_path_is_believed():
+    d = TcpDirection(max_pending=100)
+    d.syn(0)
+    d.consume(10_000)  # the caller took these itself: no segment() saw them
+    d.segment(1 + 10_050, b"x")
+    assert nonempty(d.ack(1 + 10_051)) == [50, b"x"]
+
+
 def test_ack_across_the_sequence_wrap():
     d = opened(WRAP - 3)  # first byte at WRAP - 2
     d.segment(WRAP - 2, b"ab")
