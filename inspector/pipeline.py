@@ -13,16 +13,22 @@ from typing import NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
-from .detect import ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
+from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ETH_IP4_TCP_HOT, FRAGMENT, decode, format_addr
 from .ipfrag import Reassembler
-from .session import Session
+from .session import PeerRegistry, Session
+from .wire import HANDSHAKE_PREFIX
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
 from .utp import parse as parse_utp
 
 PROBE, DONE = UNDECIDED, OTHER + 1  # flow states: a flow in PROBE waits for its verdict
+TRIAL = -1  # started mid-stream: decoded on trial, shown once a run of messages is found
 
+TRIAL_BYTES = 40 << 10  # stream bytes per side a mid-stream flow may take to show a run of messages
+TRIAL_MESSAGES = 3  # messages in one direction, found after a resync, that make a flow BitTorrent
+MAX_TRIALS = 256  # mid-stream flows on trial at once (each holds up to TRIAL_BYTES a side)
+MSE_SCAN = 4096  # bytes per side of an MSE flow searched for a plaintext handshake
 SWEEP_EVERY = 4096  # frames between eviction sweeps
 IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
@@ -42,8 +48,8 @@ class Record(NamedTuple):
 class Flow:
     """One TCP or uTP connection in the table, before and after it is known to be BitTorrent."""
 
-    __slots__ = ("transport", "addrs", "dirs", "state", "probe", "session", "opener_known", "start",
-                 "last_ts", "keys", "reset")
+    __slots__ = ("transport", "addrs", "dirs", "state", "probe", "held", "session", "opener_known", "start",
+                 "last_ts", "keys", "reset", "trial", "scan")
 
     def __init__(self, transport: str, addrs: tuple[str, str], keys: tuple[tuple, ...], opener_known: bool,
                  ts: float) -> None:
@@ -53,6 +59,9 @@ class Flow:
         self.dirs = (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
         self.state = PROBE
         self.probe: Probe | UtpGate | None = Probe(opener_known)
+        self.held: tuple[list, list] = ([], [])  # per side, the (chunk, frame, ts) held while probing
+        self.trial: list[Record] | None = None  # records of a mid-stream flow not yet shown to be BitTorrent
+        self.scan: tuple[list, list] | None = None  # an MSE flow's first bytes, searched for a plaintext handshake
         self.session: Session | None = None
         self.opener_known = opener_known
         self.start = ts
@@ -66,11 +75,14 @@ class Decoder:
     def __init__(self) -> None:
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         # Classified IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports),
-        # with what ``hot_frame`` touches: flow, side, direction, parser, side facts, session.
+        # with what ``hot_frame`` touches: flow, side, direction, the other direction,
+        # parser, side facts, session.
         self.hot: dict[bytes, tuple] = {}
         self.sessions: list[Session] = []
         self.out: list[Record] = []
         self.fragments = Reassembler()
+        self.registry = PeerRegistry()
+        self.trials = 0
 
     def hot_frame(self, number: int, buf: bytes, begin: int, end: int, ts: float) -> bool:
         """Take the bulk of a transfer in place: in-order segments and bare ACKs of
@@ -91,7 +103,9 @@ class Decoder:
         ip_end = begin + 14 + total
         if size < 0 or ip_end > end:  # odd, or cut by the snap length
             return False
-        flow, side, direction, parser, me, session = entry
+        flow, side, direction, other, parser, me, session = entry
+        if other.pending:  # this frame's ACK may declare the other direction's holes
+            return False
         if not size:
             flow.last_ts = session.end = ts
             return True
@@ -101,7 +115,7 @@ class Decoder:
         if parser is None or parser.skip_payload(size):
             me.stream_bytes += size
         else:
-            self._deliver(flow, side, (buf[ip_end - size : ip_end],), number, ts)
+            self._deliver(flow, side, ((buf[ip_end - size : ip_end], number, ts),))
         flow.last_ts = session.end = ts
         return True
 
@@ -118,7 +132,7 @@ class Decoder:
 
     def _packet(self, number: int, ts: float, pkt: tuple) -> None:
         """A TCP segment or UDP datagram, as captured or put together from IP fragments."""
-        proto, src, dst, sport, dport, seq, _ack, flags, payload, cut = pkt
+        proto, src, dst, sport, dport, seq, ack, flags, payload, cut = pkt
         if proto != 6:
             if proto == 17:
                 self._datagram(src, dst, sport, dport, payload, number, ts)
@@ -138,9 +152,13 @@ class Decoder:
         direction = flow.dirs[side]
         if flags & SYN:
             direction.syn(seq)
-        chunks = direction.segment(seq, payload, cut, bool(flags & FIN)) if payload or cut or flags & FIN else ()
+        chunks = direction.segment(seq, payload, cut, bool(flags & FIN), number, ts) if payload or cut or flags & FIN else ()
         if chunks:
-            self._deliver(flow, side, chunks, number, ts)
+            self._deliver(flow, side, chunks)
+        if flags & ACK and flow.state < OTHER:
+            acked = flow.dirs[1 - side].ack(ack, number, ts)
+            if acked:
+                self._deliver(flow, 1 - side, acked)
         if flags & RST:
             flow.reset = True
             self._close(flow, number)
@@ -216,7 +234,7 @@ class Decoder:
         packet = parse_utp(payload)
         if packet is None:
             return
-        kind, cid, seq, _ack, data = packet
+        kind, cid, seq, ack, data = packet
         entry = self.flows.get((src, sport, dst, dport, cid))
         if entry is None and kind == ST_RESET:
             # A reset may carry either of the connection's ids (see inspector.utp).
@@ -253,10 +271,16 @@ class Decoder:
             # the responder's first sequence number.
             if side == 1 and direction.next_seq is None and flow.opener_known:
                 direction.accept(seq)
+        else:
+            chunks = direction.segment(kind, seq, data, number, ts)
+            if chunks:
+                self._deliver(flow, side, chunks)
+        if kind != ST_SYN and flow.state < OTHER:  # a SYN's ack_nr acknowledges nothing yet
+            acked = flow.dirs[1 - side].ack(ack, number, ts)
+            if acked:
+                self._deliver(flow, 1 - side, acked)
+        if kind == ST_STATE:
             return
-        chunks = direction.segment(kind, seq, data)
-        if chunks:
-            self._deliver(flow, side, chunks, number, ts)
         if kind == ST_RESET:
             flow.reset = True
             self._close(flow, number)
@@ -281,86 +305,213 @@ class Decoder:
 
     # -- classification and decoding ---------------------------------------------
 
-    def _deliver(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+    def _deliver(self, flow: Flow, side: int, chunks) -> None:
+        """Feed (chunk, frame, ts) triples to a side; each record keeps the frame of the
+        bytes that completed it (a resync confirms some only later: they come tagged)."""
         if flow.state == PROBE:
-            self._probe(flow, side, chunks, number, ts)
+            self._probe(flow, side, chunks)
+            return
+        if flow.state >= OTHER:
             return
         session = flow.session
         parser = session.parsers[side] if session.parsers else None
         me = session.sides[side]
-        out = self.out
-        for chunk in chunks:
+        out = self.out if flow.trial is None else flow.trial
+        for item in chunks:
+            chunk, number, ts = item
             if chunk.__class__ is int:
                 if parser is None:
                     lost = f"{chunk} bytes" if chunk >= 0 else "packets (size unknown)"
                     session.note(side, number, "hole", f"{lost} not captured")
+                    if flow.scan is not None:
+                        flow.scan[side].append(item)
                     continue
-                events = parser.gap(chunk)
+                events = parser.gap(chunk, item)
             else:
                 me.stream_bytes += len(chunk)
                 if parser is None:
+                    if flow.scan is not None:
+                        self._scan(flow, side, item)
+                        parser = session.parsers[side] if session.parsers else None
                     continue
-                events = parser.feed(chunk)
+                events = parser.feed(chunk, item)
             if events:
-                session.account(side, events, number)
                 for event in events:
-                    out.append(Record(session, side, number, ts, event))
+                    if event.__class__ is tuple:
+                        event, (_, frame, when) = event
+                    else:
+                        frame, when = number, ts
+                    session.account(side, (event,), frame)
+                    out.append(Record(session, side, frame, when, event))
+        if flow.trial is not None:
+            self._judge(flow)
 
-    def _probe(self, flow: Flow, side: int, chunks, number: int, ts: float) -> None:
+    def _probe(self, flow: Flow, side: int, chunks) -> None:
         """Hold a connection's first bytes until they say what it is (``inspector.detect``);
         ``chunks`` None: the connection ended first."""
         probe = flow.probe
-        rest = ()
+        rest: list | tuple = ()
         if chunks is None:
             verdict = probe.end()
         else:
             verdict = UNDECIDED
-            for i, chunk in enumerate(chunks):
-                verdict = probe.gap(side) if chunk.__class__ is int else probe.feed(side, chunk)
+            held = flow.held[side]
+            for i, item in enumerate(chunks):
+                chunk = item[0]
+                if chunk.__class__ is int:
+                    verdict = probe.gap(side)
+                    if verdict != UNDECIDED:
+                        rest = chunks[i:]
+                        break
+                    continue
+                held.append((bytes(chunk), item[1], item[2]))
+                verdict = probe.feed(side, chunk)
                 if verdict != UNDECIDED:
                     rest = chunks[i + 1 :]
                     break
         if verdict == UNDECIDED:
             return
         flow.probe = None
+        held, flow.held = flow.held, ([], [])
         if verdict == OTHER:
-            if chunks is not None:  # at the end ``_close`` retires the flow
+            if chunks is not None and not flow.opener_known and self.trials < MAX_TRIALS:
+                self._start_trial(flow, held, side, rest)
+            elif chunks is not None:  # at the end ``_close`` retires the flow
                 flow.state = OTHER
             return
-        self._classify(flow, verdict, number, ts)
+        last = max((h[-1] for h in held if h), key=lambda item: item[1])
+        self._classify(flow, verdict, last[1], last[2])
         for s in (0, 1):
-            if probe.held[s]:
-                self._deliver(flow, s, (bytes(probe.held[s]),), number, ts)
+            if held[s]:
+                self._deliver(flow, s, held[s])
         if rest:
-            self._deliver(flow, side, rest, number, ts)
+            self._deliver(flow, side, rest)
 
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
-        session = Session(len(self.sessions) + 1, flow.transport, *flow.addrs, opener_known=flow.opener_known,
+        session = Session(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
                           encrypted=state == ENCRYPTED, start=flow.start)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
         flow.session = session
+        self._register(flow)
+        if state == ENCRYPTED:
+            flow.scan = ([], [])  # until MSE's first bytes are searched, they are not taken in place
+        else:
+            self._make_hot(flow)
+
+    def _register(self, flow: Flow) -> None:
+        session = flow.session
+        session.id = len(self.sessions) + 1
+        session.registry = self.registry
         self.sessions.append(session)
+
+    def _make_hot(self, flow: Flow) -> None:
+        """Known IPv4/TCP connections also go by their wire bytes, for ``hot_frame``."""
         forward, backward = flow.keys[:2]
-        if flow.transport == "tcp" and len(forward[0]) == 4:
-            # Known IPv4/TCP connections also go by their wire bytes, for ``hot_frame``.
-            for side, (src, sport, dst, dport) in enumerate((forward, backward)):
-                wire = src + dst + _PORTS.pack(sport, dport)
-                parser = session.parsers[side] if session.parsers else None
-                self.hot[wire] = (flow, side, flow.dirs[side], parser, session.sides[side], session)
+        if flow.transport != "tcp" or len(forward[0]) != 4:
+            return
+        session = flow.session
+        for side, (src, sport, dst, dport) in enumerate((forward, backward)):
+            wire = src + dst + _PORTS.pack(sport, dport)
+            parser = session.parsers[side] if session.parsers else None
+            self.hot[wire] = (flow, side, flow.dirs[side], flow.dirs[1 - side], parser, session.sides[side], session)
+            if wire not in flow.keys:
                 flow.keys += (wire,)
+
+    # -- connections joined mid-stream, and MSE that selects plaintext -----------------
+
+    def _start_trial(self, flow: Flow, held: tuple[list, list], side: int, rest) -> None:
+        """A connection whose start was not captured and that opens with no handshake:
+        decode it on trial, hunting for message boundaries, and show it only once a run
+        of messages is found (``_judge``); anything else stays unshown."""
+        flow.state = TRIAL
+        self.trials += 1
+        first = min((h[0] for h in held if h), key=lambda item: item[1], default=None)
+        session = Session(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False, start=flow.start)
+        session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
+        flow.session = session
+        flow.trial = []
+        for s in (0, 1):
+            if held[s] and flow.trial is not None:
+                self._deliver(flow, s, held[s])
+        if rest and flow.trial is not None:
+            self._deliver(flow, side, rest)
+
+    def _judge(self, flow: Flow) -> None:
+        session = flow.session
+        for side, parser in enumerate(session.parsers):
+            if parser.resyncs and sum(session.sides[side].messages.values()) >= TRIAL_MESSAGES:
+                self.trials -= 1
+                records, flow.trial = flow.trial, None
+                flow.state = BITTORRENT
+                self._register(flow)
+                self._make_hot(flow)
+                self.out.extend(records)
+                return
+        if (any(me.stream_bytes > TRIAL_BYTES for me in session.sides)
+                or all(parser.stopped for parser in session.parsers)):
+            self._end_trial(flow)
+
+    def _end_trial(self, flow: Flow) -> None:
+        """Not shown to be BitTorrent: forget what was decoded on trial."""
+        self.trials -= 1
+        flow.trial = None
+        flow.session = None
+        flow.state = OTHER
+
+    def _scan(self, flow: Flow, side: int, item: tuple) -> None:
+        """An MSE flow's first bytes: when a plaintext handshake appears in either
+        direction (crypto_select chose plaintext), decode both from their start, each
+        parser hunting past the key exchange."""
+        scan = flow.scan
+        held = scan[side]
+        held.append((bytes(item[0]), item[1], item[2]))
+        head = b"".join(chunk for chunk, _, _ in held[-2:] if chunk.__class__ is bytes)
+        found = HANDSHAKE_PREFIX in head
+        sizes = [sum(len(c) for c, _, _ in h if c.__class__ is bytes) for h in scan]
+        if not found:
+            if min(sizes) >= MSE_SCAN or max(sizes) >= 4 * MSE_SCAN:
+                flow.scan = None
+                self._make_hot(flow)
+            return
+        flow.scan = None
+        session = flow.session
+        session.parsers = session.make_parsers(True, "after an MSE key exchange")
+        self._make_hot(flow)
+        for s in (0, 1):
+            if scan[s]:
+                session.sides[s].stream_bytes -= sizes[s]  # counted again as they are fed
+                self._deliver(flow, s, scan[s])
 
     def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
         if flow.state == PROBE and flow.probe.__class__ is Probe:
-            self._probe(flow, 0, None, number, flow.last_ts)
+            self._probe(flow, 0, None)
         if flow.state >= OTHER:
             return
+        if flow.state == TRIAL:
+            # The end may still confirm it (a stream that ends on a message boundary).
+            for side in (0, 1):
+                leftover = flow.dirs[side].flush(number, flow.last_ts)
+                if leftover and flow.trial is not None:
+                    self._deliver(flow, side, leftover)
+            session = flow.session
+            if flow.trial is not None:
+                for side, parser in enumerate(session.parsers):
+                    events = parser.end()
+                    session.account(side, events, number)
+                    flow.trial.extend(Record(session, side, number, flow.last_ts, e) for e in events)
+                self._judge(flow)
+            if flow.state != BITTORRENT:
+                if flow.trial is not None:
+                    self._end_trial(flow)
+                flow.state = DONE
+                return
         for side in (0, 1):
-            leftover = flow.dirs[side].flush()
+            leftover = flow.dirs[side].flush(number, flow.last_ts)
             if leftover and flow.state != PROBE:
-                self._deliver(flow, side, leftover, number, flow.last_ts)
+                self._deliver(flow, side, leftover)
         session = flow.session
         if session is not None:
             if session.parsers:

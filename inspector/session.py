@@ -118,10 +118,11 @@ class Session:
         self.torrent = Torrent()
         self.parsers = None if encrypted else self.make_parsers(not opener_known)
 
-    def make_parsers(self, midstream: bool) -> tuple[PeerWireParser, PeerWireParser]:
+    def make_parsers(self, midstream: bool, why: str = "the connection's start was not captured"
+                     ) -> tuple[PeerWireParser, PeerWireParser]:
         """Parsers for both directions, sharing what is learnt about the torrent."""
-        return (PeerWireParser(midstream=midstream, torrent=self.torrent),
-                PeerWireParser(midstream=midstream, torrent=self.torrent))
+        return (PeerWireParser(midstream=midstream, torrent=self.torrent, why=why),
+                PeerWireParser(midstream=midstream, torrent=self.torrent, why=why))
 
     @property
     def info_hash(self) -> bytes | None:

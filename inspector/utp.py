@@ -53,18 +53,22 @@ than skip a count. The number of lost packets is known and counted
 
 Policy, stated once: the first copy of a packet to arrive wins; later copies
 (retransmissions) are dropped and counted. Packets ahead of the next expected
-seq_nr wait in a buffer bounded by bytes and by packet count; when either bound
-is exceeded, or at the end (``flush``), the missing seq_nrs become ``-1``
-chunks and delivery resumes after them. A direction whose start (SYN, or the
-STATE answering it) was not captured starts at the first data packet seen and
-is marked ``midstream``.
+seq_nr wait in a buffer bounded by bytes and by packet count. The missing
+seq_nrs become ``-1`` chunks and delivery resumes after them as soon as the
+other side's ack_nr covers them (it received them, so the capture missed them),
+or when either bound is exceeded, or at the end (``flush``). A direction whose
+start (SYN, or the STATE answering it) was not captured starts at the first data
+packet seen and is marked ``midstream``.
+
+Every chunk comes with the number and time of the frame that carried it (for a
+``-1``, the frame at which the loss was declared).
 """
 from __future__ import annotations
 
 import struct
 
 __all__ = [
-    "parse", "is_syn", "connection_key", "UtpDirection", "Chunk",
+    "parse", "is_syn", "connection_key", "UtpDirection", "Chunk", "Delivery",
     "ST_DATA", "ST_FIN", "ST_STATE", "ST_RESET", "ST_SYN", "TYPE_NAMES",
     "VERSION", "HEADER_SIZE", "MAX_EXTENSIONS", "EXT_SACK", "EXT_BITS", "EXT_CLOSE_REASON",
     "SEQ_MASK", "HALF", "LOST", "DEFAULT_MAX_PENDING", "DEFAULT_MAX_PENDING_PACKETS",
@@ -86,6 +90,8 @@ DEFAULT_MAX_PENDING_PACKETS = 4096  # and packets (libutp's reorder buffer holds
 
 # A chunk is bytes to feed on, or an int: -1 for uTP (bytes lost, count unknown).
 Chunk = bytes | memoryview | int
+# What the reassembler returns: a chunk and the number and time of its frame.
+Delivery = tuple[Chunk, int, float]
 
 # type|version, first extension, connection_id, (timestamps, wnd_size skipped), seq_nr, ack_nr
 _HEADER = struct.Struct(">BBH12xHH").unpack_from
@@ -162,7 +168,7 @@ class UtpDirection:
     __slots__ = (
         "next_seq", "index", "offset", "fin_index", "midstream", "pending", "pending_bytes",
         "max_pending", "max_pending_packets", "packets", "retransmissions", "out_of_order",
-        "holes", "lost_packets",
+        "holes", "lost_packets", "acked", "seen",
     )
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING,
@@ -172,7 +178,7 @@ class UtpDirection:
         self.offset = 0  # payload bytes delivered
         self.fin_index: int | None = None  # index of the ST_FIN packet
         self.midstream = False  # the stream's start was not captured
-        self.pending: dict[int, bytes | memoryview] = {}  # index -> payload, ahead of next_seq
+        self.pending: dict[int, Delivery] = {}  # index -> (payload, frame, ts), ahead of next_seq
         self.pending_bytes = 0
         self.max_pending = max_pending
         self.max_pending_packets = max_pending_packets
@@ -181,6 +187,8 @@ class UtpDirection:
         self.out_of_order = 0  # packets that had to wait in the buffer
         self.holes = 0  # -1 chunks emitted
         self.lost_packets = 0  # sequence numbers never seen
+        self.acked = 0  # index up to which the receiver acknowledged every packet
+        self.seen = 0  # index just past the highest packet captured
 
     @property
     def finished(self) -> bool:
@@ -197,7 +205,8 @@ class UtpDirection:
         if self.next_seq is None:
             self.next_seq = seq_nr & SEQ_MASK
 
-    def segment(self, type: int, seq_nr: int, data: bytes | memoryview = b"") -> tuple[Chunk, ...] | list[Chunk]:
+    def segment(self, type: int, seq_nr: int, data: bytes | memoryview = b"", frame: int = 0,
+                ts: float = 0.0) -> tuple[Delivery, ...] | list[Delivery]:
         """One captured packet from this sender; returns the chunks it makes deliverable, in order.
 
         ``ST_DATA`` and ``ST_FIN`` are reassembled; ``ST_SYN`` is passed to ``syn``;
@@ -219,10 +228,12 @@ class UtpDirection:
             self.next_seq = (nxt + 1) & SEQ_MASK
             self.packets += 1
             self.offset += len(data)
+            if self.index > self.seen:
+                self.seen = self.index
             if not self.pending:
-                return (data,) if data else ()
-            out: list[Chunk] = [data] if data else []
-            self._drain(out)
+                return ((data, frame, ts),) if data else ()
+            out: list[Delivery] = [(data, frame, ts)] if data else []
+            self._release(out, self.acked, frame, ts)
             return out
         if delta >= HALF:  # behind the next expected packet: already delivered or given up on
             self.retransmissions += 1
@@ -232,43 +243,75 @@ class UtpDirection:
         if key in pending:
             self.retransmissions += 1
             return ()
-        pending[key] = data
+        pending[key] = (data, frame, ts)
+        if key >= self.seen:
+            self.seen = key + 1
         self.pending_bytes += len(data)
         self.out_of_order += 1
         if self.pending_bytes > self.max_pending or len(pending) > self.max_pending_packets:
-            return self.flush()
+            return self.flush(frame, ts)
+        if self.acked > self.index:  # packets before it were acknowledged, so never captured
+            out = []
+            self._release(out, self.acked, frame, ts)
+            return out
         return ()
 
-    def flush(self) -> list[Chunk]:
-        """Give up on the packets missing before the buffered ones (bound hit, or end)."""
-        out: list[Chunk] = []
-        pending = self.pending
-        if not pending:
-            return out
-        for key in sorted(pending):
-            if key > self.index:
-                missing = key - self.index
-                out.append(LOST)
-                self.holes += 1
-                self.lost_packets += missing
-                self.index = key
-                self.next_seq = ((self.next_seq or 0) + missing) & SEQ_MASK
-            data = pending.pop(key)
-            self._deliver(data, out)
-        self.pending_bytes = 0
+    def ack(self, ack_nr: int, frame: int = 0, ts: float = 0.0) -> list[Delivery]:
+        """The other side received every packet of this one up to ``ack_nr``.
+
+        Packets at or below it that are missing while later ones wait were lost
+        by the capture: a ``LOST`` chunk now. Without waiting packets the ack is
+        only remembered.
+        """
+        nxt = self.next_seq
+        if nxt is None:
+            return []
+        delta = (ack_nr + 1 - nxt) & SEQ_MASK
+        if delta >= HALF:  # behind what was delivered
+            return []
+        acked = self.index + delta
+        if acked <= self.acked or acked > self.seen + self.max_pending_packets:
+            return []
+        self.acked = acked
+        out: list[Delivery] = []
+        if self.pending:
+            self._release(out, acked, frame, ts)
         return out
 
-    def _drain(self, out: list[Chunk]) -> None:
-        pending = self.pending
-        while self.index in pending:
-            data = pending.pop(self.index)
-            self.pending_bytes -= len(data)
-            self._deliver(data, out)
+    def flush(self, frame: int = 0, ts: float = 0.0) -> list[Delivery]:
+        """Give up on the packets missing before the buffered ones (bound hit, or end)."""
+        out: list[Delivery] = []
+        if self.pending:
+            self._release(out, max(self.pending) + 1, frame, ts)
+        return out
 
-    def _deliver(self, data: bytes | memoryview, out: list[Chunk]) -> None:
+    def _release(self, out: list[Delivery], upto: int, frame: int, ts: float) -> None:
+        """Deliver the buffered packets now in order; the missing ones before them
+        below ``upto`` are lost, declared at this frame. Walks the missing sequence
+        numbers one by one: each is counted lost once, so the walk stays linear."""
+        pending = self.pending
+        while pending:
+            item = pending.pop(self.index, None)
+            if item is not None:
+                data, item_frame, item_ts = item
+                self.pending_bytes -= len(data)
+                self._deliver(data, item_frame, item_ts, out)
+                continue
+            if self.index >= upto:
+                break
+            missing = 0
+            while self.index < upto and self.index not in pending:
+                self.index += 1
+                missing += 1
+            out.append((LOST, frame, ts))
+            self.holes += 1
+            self.lost_packets += missing
+            self.next_seq = ((self.next_seq or 0) + missing) & SEQ_MASK
+
+    def _deliver(self, data: bytes | memoryview, frame: int, ts: float, out: list[Delivery]) -> None:
         self.index += 1
         self.next_seq = ((self.next_seq or 0) + 1) & SEQ_MASK
         self.packets += 1
         if data:
             self.offset += len(data)
-            out.append(data)
+            out.append((data, frame, ts))

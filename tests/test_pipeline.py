@@ -185,17 +185,33 @@ def test_out_of_order_segments_are_decoded_in_order(tmp_path, isn):
     conv, expected = _in_order_events(tmp_path, isn=isn)
     handshake_done = 5  # SYN, SYN-ACK, ACK, two handshakes: the rest is shuffled
     head, tail, closing = conv.packets[:handshake_done], conv.packets[handshake_done:-3], conv.packets[-3:]
-    shuffled = tail[::-1]  # every data segment after the handshakes, last first
+    shuffled = [p.copy() for p in tail[::-1]]  # every data segment after the handshakes, last first
+    # Reordered on the way, the segments reach each end out of order, so the ACKs an
+    # end sends cannot cover bytes not yet captured (those would be losses, see
+    # test_messages_after_a_hole_keep_the_frame_that_completed_them): each
+    # acknowledges what the other side had sent by the end of the handshakes.
+    for pkt in shuffled:
+        last = next(p for p in head[::-1] if p["IP"].src != pkt["IP"].src)
+        pkt["TCP"].ack = (last["TCP"].seq + len(last["TCP"].payload)) & 0xFFFFFFFF
     messages, findings, sessions = decode_capture(write_packets(tmp_path / "reversed.pcap",
                                                                 head + shuffled + closing))
     for side in (0, 1):  # each side's messages in its stream's order (the sides interleave by arrival)
         assert [e for d, e in events(messages) if d == side] == [e for d, e in expected if d == side]
     assert findings == [] and sessions[0].state == "closed"
-    # Nothing after a side's handshake completes before that side's first segment, which arrives last.
+    # Each message keeps the frame that carried its last byte, though the bytes before
+    # it arrived later: stream ends of each side's segments, with their frame numbers.
+    captured = [(n, p) for n, p in enumerate(head, 1)] + [
+        (handshake_done + len(tail) - i, p) for i, p in enumerate(tail)]
     for side, addr in enumerate(("10.0.0.1", "10.0.0.2")):
-        first = next(p for p in tail if p["IP"].src == addr)
-        frame = handshake_done + shuffled.index(first) + 1
-        assert {r.frame for r in messages[2:] if r.side == side} == {frame}
+        ends, end = [], 0
+        for number, p in ((n, p) for n, p in captured if p["IP"].src == addr and p.haslayer("Raw")):
+            end += len(p["Raw"].load)
+            ends.append((end, number))
+        offset = 0
+        for record in (r for r in messages if r.side == side):
+            offset += 68 if record.event.type == "handshake" else 4 + record.event.size
+            assert record.frame == next(number for end, number in ends if end >= offset), record
+    assert any(b.frame < a.frame for a, b in zip(messages, messages[1:]))  # decoded late, stamped early
 
 
 def test_handshake_segments_out_of_order(tmp_path):
@@ -474,3 +490,80 @@ def test_full_flow_table_bounds_utp_flows_too(monkeypatch):
         assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS + 3
     assert len(decoder.sessions) == 50
     assert {s.state for s in decoder.sessions[:-2]} == {"evicted"}
+
+
+def _lossy_transfer(tmp_path) -> tuple[Path, list, object]:
+    """Side b sends a piece then 30 haves in 500-byte segments; side a ACKs every
+    two segments, as receivers do. One segment inside the piece is not captured,
+    though a's next ACK acknowledges it. Returns the capture, the packets written
+    and the ACK that is the first to reveal the loss."""
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(HASH, PEER_A))
+    conv.send(1, bt_handshake(HASH, PEER_B))
+    data = bt_piece(3, 0, b"\x5a" * 5000) + b"".join(bt_have(i) for i in range(30)) + bt_msg(1)
+    segments = []
+    for n, i in enumerate(range(0, len(data), 500)):
+        segments.append(conv.packet(1, "PA", data[i:i + 500]))
+        if n % 2:
+            conv.packet(0, "A")
+    conv.close()
+    lost = segments[2]  # stream bytes 1068..1567 of b: inside the piece's payload
+    packets = [p for p in conv.packets if p is not lost]
+    after = packets.index(segments[3])
+    revealing = next(p for p in packets[after:] if p["IP"].src == "10.0.0.1")
+    return conv.write(tmp_path / "lossy.pcap", packets), packets, revealing
+
+
+def test_messages_after_a_hole_keep_the_frame_that_completed_them(tmp_path):
+    capture, packets, revealing = _lossy_transfer(tmp_path)
+    messages, findings, sessions = decode_capture(capture)
+    isn = packets[1]["TCP"].seq + 1  # b's first stream byte
+    # b's captured segments: where each ends in b's stream, and its frame number
+    ends = [((p["TCP"].seq - isn) % 2**32 + len(p["Raw"].load), n, round(float(p.time), 6))
+            for n, p in enumerate(packets, 1) if p["IP"].src == "10.0.0.2" and p.haslayer("Raw")]
+    offset, checked = 0, 0
+    for record in (r for r in messages if r.side == 1):
+        offset += 68 if record.event.type == "handshake" else 4 + record.event.size
+        frame, ts = next((n, t) for end, n, t in ends if end >= offset)
+        assert (record.frame, round(record.ts, 6)) == (frame, ts), record
+        checked += 1
+    assert checked == 33  # handshake, piece, 30 haves, unchoke
+    piece = next(r.event for r in messages if r.event.type == "piece")
+    assert (piece.index, piece.length, piece.missing) == (3, 5000, 500)
+    # The hole is declared at the ACK that covers it, not at the end of the capture.
+    revealed = packets.index(revealing) + 1
+    (hole,) = findings
+    assert (hole.event.kind, hole.side, hole.frame) == ("hole", 1, revealed)
+    assert revealed < len(packets) - 3
+    assert sessions[0].state == "closed" and [f.kind for f in sessions[0].findings] == ["hole"]
+
+
+def test_lossy_transfer_streams_every_record_with_its_frame(tmp_path):
+    """With the hole declared at the ACK that reveals it, nothing waits for the end
+    of the capture: each record comes out of ``CaptureDecode`` as its frame is read."""
+    capture, packets, revealing = _lossy_transfer(tmp_path)
+    decode = pipeline.CaptureDecode(str(capture))
+    seen = [(decode.capture.frame_count, r.frame, r.event.type) for r in decode]
+    assert len(seen) == 35 and all(read == frame for read, frame, _ in seen), seen
+    assert [frame for _, frame, kind in seen if kind == "finding"] == [packets.index(revealing) + 1]
+
+
+def test_utp_loss_is_declared_at_the_state_that_acknowledges_it(tmp_path):
+    x, y, s, r = 300, 301, 10, 500
+    grams = [
+        (0, utp(ST_SYN, x, s, 0)),
+        (1, utp(ST_STATE, x, r, s)),
+        (0, utp(ST_DATA, y, s + 1, r - 1, bt_handshake(HASH, PEER_A))),
+        (1, utp(ST_DATA, x, r, s + 1, bt_handshake(HASH, PEER_B))),
+        (1, utp(ST_DATA, x, r + 1, s + 1, bt_have(0))),  # not captured
+        (1, utp(ST_DATA, x, r + 2, s + 1, bt_have(1))),
+        (0, utp(ST_STATE, y, s + 2, r + 2)),  # a received r + 1: it was lost by the capture
+        (0, utp(ST_FIN, y, s + 2, r + 2)),
+        (1, utp(ST_FIN, x, r + 3, s + 2)),
+    ]
+    packets = udp_packets(grams)
+    del packets[4]
+    messages, findings, sessions = decode_capture(write_packets(tmp_path / "utp-lossy.pcap", packets))
+    assert [(r.side, r.event.type, r.frame) for r in messages] == [(0, "handshake", 3), (1, "handshake", 4)]
+    assert [(r.side, r.event.kind, r.frame) for r in findings] == [(1, "hole", 6)]
+    assert sessions[0].state == "closed"

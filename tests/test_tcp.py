@@ -10,14 +10,20 @@ from inspector.tcp import TcpDirection
 WRAP = 1 << 32
 
 
-def joined(chunks) -> bytes:
+def bare(deliveries) -> list:
+    """The chunks of (chunk, frame, ts) deliveries."""
+    return [chunk for chunk, _frame, _ts in deliveries]
+
+
+def joined(deliveries) -> bytes:
+    chunks = bare(deliveries)
     assert not any(isinstance(c, int) for c in chunks), chunks
     return b"".join(bytes(c) for c in chunks)
 
 
-def nonempty(chunks) -> list:
+def nonempty(deliveries) -> list:
     """Chunks as a list, without empty byte strings (they carry nothing)."""
-    return [c if isinstance(c, int) else bytes(c) for c in chunks if isinstance(c, int) or len(c)]
+    return [c if isinstance(c, int) else bytes(c) for c in bare(deliveries) if isinstance(c, int) or len(c)]
 
 
 def opened(isn: int = 1000, **kw) -> TcpDirection:
@@ -301,3 +307,179 @@ def test_any_segmentation_and_order_reassembles(case):
     out += d.flush()
     assert joined(out) == data
     assert d.offset == len(data) and d.holes == 0 and not d.pending
+
+
+# ---------------------------------------------------------------- frames
+
+
+def test_each_chunk_keeps_the_frame_that_carried_it():
+    d = opened(0)
+    assert d.segment(1, b"ab", frame=1, ts=0.1) == ((b"ab", 1, 0.1),)
+    d.segment(7, b"gh", frame=2, ts=0.2)
+    d.segment(5, b"ef", frame=3, ts=0.3)
+    out = [(bytes(c), f, t) for c, f, t in d.segment(3, b"cd", frame=4, ts=0.4)]
+    assert out == [(b"cd", 4, 0.4), (b"ef", 3, 0.3), (b"gh", 2, 0.2)]
+
+
+def test_hole_given_up_at_flush_is_stamped_with_the_flush_frame():
+    d = opened(0)
+    d.segment(1, b"ab", frame=1)
+    d.segment(11, b"kl", frame=2)
+    assert [(c if isinstance(c, int) else bytes(c), f) for c, f, _ in d.flush(frame=9)] == [(8, 9), (b"kl", 2)]
+
+
+# ---------------------------------------------------------------- ACK-decided holes
+
+
+def test_ack_beyond_a_gap_declares_the_hole_at_once():
+    """The receiver acknowledged bytes the capture never saw: they were lost by the
+    capture, not in flight, so nothing waits for a retransmission."""
+    d = opened(0)
+    d.segment(1, b"ab", frame=1)
+    d.segment(5, b"ef", frame=3)  # offsets 2..4 missing
+    assert d.ack(3, frame=4) == []  # acknowledges offsets up to 2 only: nothing missing below it
+    out = [(c if isinstance(c, int) else bytes(c), f) for c, f, _ in d.ack(7, frame=5, ts=0.5)]
+    assert out == [(2, 5), (b"ef", 3)]
+    assert (d.holes, d.hole_bytes, d.offset, d.acked) == (1, 2, 6, 6) and not d.pending
+    assert d.segment(3, b"cd", frame=6) == ()  # the retransmission, too late
+
+
+def test_ack_short_of_the_buffered_bytes_declares_only_what_it_covers():
+    d = opened(0)
+    d.segment(11, b"kl", frame=2)  # offsets 0..9 missing
+    assert nonempty(d.ack(5, frame=3)) == [4]  # offsets 0..3 acknowledged, unseen
+    assert d.offset == 4 and d.pending_bytes == 2
+    assert nonempty(d.segment(5, b"efghij", frame=4)) == [b"efghij", b"kl"]
+
+
+def test_ack_with_nothing_buffered_invents_no_hole():
+    d = opened(0)
+    d.segment(1, b"abc")
+    assert d.ack(2000) == [] and d.acked == 1999 and d.holes == 0 and d.offset == 3
+    assert d.flush() == []
+
+
+def test_segment_beyond_an_acked_gap_declares_the_hole_at_once():
+    d = opened(0)
+    d.segment(1, b"abc", frame=1)
+    d.ack(11, frame=2)  # offsets 3..9 acknowledged, never captured, nothing buffered yet
+    out = [(c if isinstance(c, int) else bytes(c), f) for c, f, _ in d.segment(11, b"klm", frame=3)]
+    assert out == [(7, 3), (b"klm", 3)]
+    assert d.offset == 13 and not d.pending
+
+
+def test_absurd_and_stale_acks_are_ignored():
+    d = TcpDirection(max_pending=100)
+    assert d.ack(5, frame=1) == [] and d.acked == 0  # before the stream's start is known
+    d.syn(0)
+    d.segment(1, b"abc")
+    d.segment(11, b"klm")
+    assert d.ack(0) == [] and d.ack(1 + 2**31 + 5) == []  # behind; more than 2**31 ahead
+    assert d.ack(1 + 13 + 101) == []  # beyond what was sent plus the bound
+    assert (d.acked, d.holes, d.offset) == (0, 0, 3)
+    assert nonempty(d.ack(1 + 13 + 100)) == [7, b"klm"]  # at the edge: believed
+
+
+def test_ack_after_bytes_taken_by_the_hot_path_is_believed():
+    d = TcpDirection(max_pending=100)
+    d.syn(0)
+    d.consume(10_000)  # the caller took these itself: no segment() saw them
+    d.segment(1 + 10_050, b"x")
+    assert nonempty(d.ack(1 + 10_051)) == [50, b"x"]
+
+
+def test_ack_across_the_sequence_wrap():
+    d = opened(WRAP - 3)  # first byte at WRAP - 2
+    d.segment(WRAP - 2, b"ab")
+    d.segment(3, b"fg")  # offsets 5..6; 2..4 missing
+    assert nonempty(d.ack(5)) == [3, b"fg"]
+    assert d.next_seq == 5
+
+
+def test_max_segments_bounds_the_buffer_by_count():
+    d = opened(0, max_segments=3)
+    for seq in (3, 5, 7):
+        assert d.segment(seq, b"x") == ()
+    assert nonempty(d.segment(9, b"y")) == [2, b"x", 1, b"x", 1, b"x", 1, b"y"]
+    assert d.pending_segments == 0 and not d.pending
+
+
+# ---------------------------------------------------------------- cost under loss
+
+
+def test_reverse_order_after_a_hole_keeps_one_run():
+    """12,000 one-byte segments, last first, after a one-byte hole: each joins the
+    front of the single buffered run (before: every insert rescanned all of them)."""
+    d = opened(0)
+    count = 12_000
+    for k in range(count, 0, -1):
+        assert d.segment(1 + k, bytes([k & 0xFF])) == ()
+        assert len(d.pending) == 1
+    assert d.pending_segments == count
+    out = d.segment(1, b"\0")
+    assert len(out) == count + 1 and joined(out) == bytes(k & 0xFF for k in range(count + 1))
+
+
+def test_one_missing_segment_in_8_mb_keeps_one_run_until_the_ack():
+    d = opened(0)
+    mss, total = 1448, 8 << 20
+    lost = 10 * mss
+    delivered = 0
+    for number, start in enumerate(range(0, total, mss), 1):
+        if start == lost:
+            continue
+        delivered += sum(len(c) for c, _, _ in d.segment(1 + start, b"z" * min(mss, total - start), frame=number))
+        assert len(d.pending) <= 1
+        if number % 2 == 0 and start > lost:  # the receiver got the lost segment: its ACK says so
+            out = d.ack(1 + start, frame=number)
+            if out:
+                assert out[0] == (mss, number, 0.0)
+                delivered += sum(len(c) for c, _, _ in out[1:])
+    assert (d.holes, d.hole_bytes, d.offset, delivered) == (1, mss, total, total - mss)
+    assert not d.pending
+
+
+# ---------------------------------------------------------------- property: loss, acks, anything
+
+
+@st.composite
+def lossy(draw):
+    """Segments of a stream, some dropped, some duplicated or cut, in any order, with
+    ACKs (some absurd) interleaved."""
+    data = draw(st.binary(min_size=1, max_size=300))
+    isn = draw(st.integers(0, WRAP - 1))
+    cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), max_size=20)) if len(data) > 1 else []))
+    bounds = [0, *cuts, len(data)]
+    segments = [(a, b) for a, b in zip(bounds, bounds[1:]) if draw(st.integers(0, 4))]  # about 1 in 5 lost
+    extra = draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 60)), max_size=6))
+    segments += [(a, min(len(data), a + n)) for a, n in extra]
+    events = [("seg", a, b, draw(st.integers(0, 3))) for a, b in segments]  # last: bytes cut by snap length
+    events += [("ack", draw(st.integers(0, WRAP - 1)) if draw(st.booleans()) else draw(st.integers(0, len(data) + 1)), 0, 0)
+               for _ in range(draw(st.integers(0, 8)))]
+    return data, isn, draw(st.permutations(events)), draw(st.sampled_from([8, 64, 1 << 20]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(lossy())
+def test_loss_reordering_and_acks_never_misplace_a_byte(case):
+    data, isn, events, bound = case
+    d = TcpDirection(max_pending=bound, max_segments=4)
+    d.syn(isn)
+    out = []
+    for kind, a, b, cut in events:
+        if kind == "seg":
+            cut = min(cut, b - a)
+            out += d.segment((isn + 1 + a) & (WRAP - 1), data[a : b - cut], cut)
+        else:
+            out += d.ack((isn + 1 + a) & (WRAP - 1))
+    out += d.flush()
+    offset = 0
+    for chunk, _, _ in out:
+        if isinstance(chunk, int):
+            assert chunk > 0
+            offset += chunk
+        else:
+            assert bytes(chunk) == data[offset : offset + len(chunk)], offset
+            offset += len(chunk)
+    assert offset == d.offset <= len(data) and not d.pending
+    assert d.pending_bytes == 0 and d.pending_segments == 0

@@ -50,10 +50,15 @@ def stream(chunks) -> list:
     return out
 
 
+def bare(deliveries) -> list:
+    """The chunks of (chunk, frame, ts) deliveries."""
+    return [chunk for chunk, _frame, _ts in deliveries]
+
+
 def feed(d: UtpDirection, packets) -> list:
     out: list = []
     for kind, seq, data in packets:
-        out.extend(d.segment(kind, seq, data))
+        out.extend(bare(d.segment(kind, seq, data)))
     return out
 
 # ---------------------------------------------------------------- parse: valid headers
@@ -234,13 +239,13 @@ def test_connection_key():
 
 def test_in_order():
     d = UtpDirection()
-    assert d.segment(ST_SYN, 100, b"") == ()
+    assert bare(d.segment(ST_SYN, 100, b"")) == []
     assert d.next_seq == 101
-    assert d.segment(ST_DATA, 101, b"ab") == (b"ab",)
-    assert d.segment(ST_STATE, 101, b"") == ()  # acks consume nothing
-    assert d.segment(ST_DATA, 102, b"cd") == (b"cd",)
-    assert d.segment(ST_DATA, 103, b"") == ()  # empty data packet still consumes its seq_nr
-    assert d.segment(ST_DATA, 104, b"e") == (b"e",)
+    assert bare(d.segment(ST_DATA, 101, b"ab")) == [b"ab"]
+    assert bare(d.segment(ST_STATE, 101, b"")) == []  # acks consume nothing
+    assert bare(d.segment(ST_DATA, 102, b"cd")) == [b"cd"]
+    assert bare(d.segment(ST_DATA, 103, b"")) == []  # empty data packet still consumes its seq_nr
+    assert bare(d.segment(ST_DATA, 104, b"e")) == [b"e"]
     assert (d.offset, d.packets, d.next_seq, d.midstream) == (5, 4, 105, False)
     assert (d.retransmissions, d.holes, d.out_of_order, d.lost_packets) == (0, 0, 0, 0)
     assert not d.finished
@@ -251,14 +256,14 @@ def test_syn_method_and_late_syn_ignored():
     d = UtpDirection()
     d.syn(7)
     d.syn(500)  # a retransmitted or stray SYN does not move the start
-    assert d.segment(ST_DATA, 8, b"x") == (b"x",)
+    assert bare(d.segment(ST_DATA, 8, b"x")) == [b"x"]
 
 
 def test_accept_anchors_responder_at_state_seq():
     d = UtpDirection()
     d.accept(57077)  # responder's ST_STATE answering the SYN
-    assert d.segment(ST_DATA, 57078, b"second") == ()  # captured out of order
-    assert stream(d.segment(ST_DATA, 57077, b"first")) == [b"firstsecond"]
+    assert bare(d.segment(ST_DATA, 57078, b"second")) == []  # captured out of order
+    assert stream(bare(d.segment(ST_DATA, 57077, b"first"))) == [b"firstsecond"]
     assert not d.midstream and d.out_of_order == 1
     d.accept(1)  # no effect once started
     assert d.next_seq == 57079
@@ -267,12 +272,12 @@ def test_accept_anchors_responder_at_state_seq():
 def test_out_of_order():
     d = UtpDirection()
     d.syn(0)
-    assert d.segment(ST_DATA, 3, b"C") == ()
-    assert d.segment(ST_DATA, 2, b"B") == ()
+    assert bare(d.segment(ST_DATA, 3, b"C")) == []
+    assert bare(d.segment(ST_DATA, 2, b"B")) == []
     assert d.pending_bytes == 2 and len(d.pending) == 2
-    assert list(d.segment(ST_DATA, 1, b"A")) == [b"A", b"B", b"C"]
-    assert d.segment(ST_DATA, 5, b"E") == ()
-    assert list(d.segment(ST_DATA, 4, b"D")) == [b"D", b"E"]
+    assert bare(d.segment(ST_DATA, 1, b"A")) == [b"A", b"B", b"C"]
+    assert bare(d.segment(ST_DATA, 5, b"E")) == []
+    assert bare(d.segment(ST_DATA, 4, b"D")) == [b"D", b"E"]
     assert (d.offset, d.out_of_order, d.pending_bytes, d.pending) == (5, 3, 0, {})
     assert d.holes == 0 and d.flush() == []
 
@@ -312,18 +317,18 @@ def test_wraparound_past_65535():
 def test_syn_at_65535_wraps_to_zero():
     d = UtpDirection()
     d.segment(ST_SYN, 0xFFFF)
-    assert d.segment(ST_DATA, 0, b"x") == (b"x",)
+    assert bare(d.segment(ST_DATA, 0, b"x")) == [b"x"]
 
 
 def test_midstream_start():
     d = UtpDirection()
-    assert d.segment(ST_STATE, 990, b"") == ()  # a STATE alone starts nothing
+    assert bare(d.segment(ST_STATE, 990, b"")) == []  # a STATE alone starts nothing
     assert d.next_seq is None
-    assert d.segment(ST_DATA, 1000, b"mid") == (b"mid",)
+    assert bare(d.segment(ST_DATA, 1000, b"mid")) == [b"mid"]
     assert d.midstream
-    assert d.segment(ST_DATA, 999, b"old") == ()  # before the capture's start: dropped
+    assert bare(d.segment(ST_DATA, 999, b"old")) == []  # before the capture's start: dropped
     assert d.retransmissions == 1
-    assert d.segment(ST_DATA, 1001, b"dle") == (b"dle",)
+    assert bare(d.segment(ST_DATA, 1001, b"dle")) == [b"dle"]
     assert d.offset == 6
 
 
@@ -332,27 +337,27 @@ def test_lost_packets_become_one_minus_one_chunk_on_flush():
     d.syn(0)
     out = feed(d, [(ST_DATA, 1, b"a"), (ST_DATA, 4, b"d"), (ST_DATA, 5, b"e"), (ST_DATA, 8, b"h")])
     assert out == [b"a"]
-    out = d.flush()
+    out = bare(d.flush())
     assert stream(out) == [LOST, b"de", LOST, b"h"]
     assert (d.holes, d.lost_packets, d.packets, d.offset) == (2, 4, 4, 4)
     assert d.next_seq == 9 and d.pending == {} and d.pending_bytes == 0
     # a late copy of a packet given up on is a retransmission, never re-inserted
-    assert d.segment(ST_DATA, 2, b"b") == ()
+    assert bare(d.segment(ST_DATA, 2, b"b")) == []
     assert d.retransmissions == 1
-    assert d.segment(ST_DATA, 9, b"i") == (b"i",)
+    assert bare(d.segment(ST_DATA, 9, b"i")) == [b"i"]
 
 
 def test_byte_bound_exceeded_gives_minus_one_and_resumes():
     d = UtpDirection(max_pending=10)
     d.syn(0)
-    assert d.segment(ST_DATA, 1, b"a") == (b"a",)
-    assert d.segment(ST_DATA, 3, b"cccc") == ()
-    assert d.segment(ST_DATA, 4, b"dddd") == ()
-    out = d.segment(ST_DATA, 5, b"eee")  # 11 bytes waiting > 10
+    assert bare(d.segment(ST_DATA, 1, b"a")) == [b"a"]
+    assert bare(d.segment(ST_DATA, 3, b"cccc")) == []
+    assert bare(d.segment(ST_DATA, 4, b"dddd")) == []
+    out = bare(d.segment(ST_DATA, 5, b"eee"))  # 11 bytes waiting > 10
     assert stream(out) == [LOST, b"ccccddddeee"]
     assert (d.holes, d.lost_packets, d.pending_bytes) == (1, 1, 0)
-    assert d.segment(ST_DATA, 6, b"f") == (b"f",)  # delivery resumed
-    assert d.segment(ST_DATA, 2, b"b") == ()  # the lost one, too late
+    assert bare(d.segment(ST_DATA, 6, b"f")) == [b"f"]  # delivery resumed
+    assert bare(d.segment(ST_DATA, 2, b"b")) == []  # the lost one, too late
     assert d.retransmissions == 1 and d.offset == 13
 
 
@@ -360,10 +365,10 @@ def test_packet_count_bound_exceeded_gives_minus_one_and_resumes():
     d = UtpDirection(max_pending_packets=3)
     d.syn(100)
     assert feed(d, [(ST_DATA, 103, b"c"), (ST_DATA, 104, b""), (ST_DATA, 105, b"e")]) == []
-    out = d.segment(ST_DATA, 107, b"g")
+    out = bare(d.segment(ST_DATA, 107, b"g"))
     assert stream(out) == [LOST, b"ce", LOST, b"g"]
     assert (d.holes, d.lost_packets, d.next_seq) == (2, 3, 108)
-    assert d.segment(ST_DATA, 108, b"h") == (b"h",)
+    assert bare(d.segment(ST_DATA, 108, b"h")) == [b"h"]
 
 
 def test_fin_in_order():
@@ -371,7 +376,7 @@ def test_fin_in_order():
     d.syn(5)
     feed(d, [(ST_DATA, 6, b"a"), (ST_DATA, 7, b"b")])
     assert not d.finished
-    assert d.segment(ST_FIN, 8, b"") == ()
+    assert bare(d.segment(ST_FIN, 8, b"")) == []
     assert d.finished and d.fin_index == 2 and d.packets == 3
 
 
@@ -380,9 +385,9 @@ def test_fin_before_missing_data_finishes_only_when_filled():
     d.syn(65534)
     assert feed(d, [(ST_DATA, 65535, b"a"), (ST_FIN, 1, b""), (ST_STATE, 1, b"")]) == [b"a"]
     assert not d.finished
-    assert d.segment(ST_DATA, 0, b"b") == [b"b"]
+    assert bare(d.segment(ST_DATA, 0, b"b")) == [b"b"]
     assert d.finished
-    assert d.segment(ST_FIN, 1, b"") == ()  # retransmitted FIN
+    assert bare(d.segment(ST_FIN, 1, b"")) == []  # retransmitted FIN
     assert d.finished and d.retransmissions == 1
 
 
@@ -391,22 +396,22 @@ def test_fin_with_data_and_after_a_hole():
     d.syn(0)
     feed(d, [(ST_DATA, 1, b"a"), (ST_FIN, 3, b"end")])
     assert not d.finished
-    assert stream(d.flush()) == [LOST, b"end"]
+    assert stream(bare(d.flush())) == [LOST, b"end"]
     assert d.finished and d.offset == 4
 
 
 def test_fin_behind_delivered_data_is_a_retransmission_not_an_end():
     d = UtpDirection()
     feed(d, [(ST_DATA, 1000, b"a"), (ST_DATA, 1001, b"b")])
-    assert d.segment(ST_FIN, 1000, b"") == ()
+    assert bare(d.segment(ST_FIN, 1000, b"")) == []
     assert not d.finished and d.fin_index is None and d.retransmissions == 1
 
 
 def test_reset_ignored():
     d = UtpDirection()
     d.syn(0)
-    assert d.segment(ST_RESET, 1, b"") == ()
-    assert d.segment(ST_DATA, 1, b"x") == (b"x",)
+    assert bare(d.segment(ST_RESET, 1, b"")) == []
+    assert bare(d.segment(ST_DATA, 1, b"x")) == [b"x"]
 
 
 @settings(max_examples=200)
@@ -424,7 +429,7 @@ def test_any_arrival_order_with_duplicates_reassembles(start, payloads, rnd, dup
     d.syn(start)
     out = []
     for i, p in arrivals:
-        out.extend(d.segment(ST_DATA, (start + 1 + i) & 0xFFFF, p))
+        out.extend(bare(d.segment(ST_DATA, (start + 1 + i) & 0xFFFF, p)))
     assert d.flush() == []
     assert b"".join(out) == b"".join(payloads)
     assert d.holes == 0 and d.packets == len(payloads)
@@ -446,8 +451,8 @@ def test_any_losses_become_minus_one_per_run(start, packets, rnd):
     d.syn(start)
     out = []
     for i, p in kept:
-        out.extend(d.segment(ST_DATA, (start + 1 + i) & 0xFFFF, p))
-    out.extend(d.flush())
+        out.extend(bare(d.segment(ST_DATA, (start + 1 + i) & 0xFFFF, p)))
+    out.extend(bare(d.flush()))
     expected, lost_runs = [], 0
     last_kept = max((i for i, (_, keep) in enumerate(packets) if keep), default=-1)
     for i, (p, keep) in enumerate(packets[:last_kept + 1]):
@@ -459,6 +464,93 @@ def test_any_losses_become_minus_one_per_run(start, packets, rnd):
     assert stream(out) == stream(expected)
     assert d.holes == lost_runs
     assert d.lost_packets == sum(1 for p, keep in packets[:last_kept + 1] if not keep)
+
+def test_each_packet_keeps_its_frame():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.segment(ST_DATA, 2, b"B", frame=2, ts=0.2) == ()
+    assert d.segment(ST_DATA, 1, b"A", frame=3, ts=0.3) == [(b"A", 3, 0.3), (b"B", 2, 0.2)]
+
+
+def test_ack_nr_beyond_missing_packets_loses_them_at_once():
+    d = UtpDirection()
+    d.syn(10)
+    d.segment(ST_DATA, 11, b"a", frame=1)
+    d.segment(ST_DATA, 14, b"d", frame=2)  # 12 and 13 missing
+    assert d.ack(11, frame=3) == []  # acknowledges what was delivered
+    assert d.ack(14, frame=4, ts=0.4) == [(LOST, 4, 0.4), (b"d", 2, 0.0)]
+    assert (d.holes, d.lost_packets, d.next_seq, d.acked) == (1, 2, 15, 4) and not d.pending
+    assert bare(d.segment(ST_DATA, 12, b"b")) == []  # too late: a retransmission
+    assert d.retransmissions == 1
+
+
+def test_ack_nr_short_of_the_buffered_packets_loses_only_what_it_covers():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 5, b"e")  # 1..4 missing
+    assert bare(d.ack(2)) == [LOST]  # 1 and 2 received by the peer, never captured
+    assert d.lost_packets == 2 and d.next_seq == 3
+    assert stream(feed(d, [(ST_DATA, 4, b"d"), (ST_DATA, 3, b"c")])) == [b"cde"]
+
+
+def test_ack_nr_with_nothing_buffered_is_remembered_then_used():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 1, b"a")
+    assert d.ack(3) == [] and d.holes == 0  # 2 and 3 may be in flight; nothing waits after them
+    assert bare(d.segment(ST_DATA, 4, b"d", frame=7)) == [LOST, b"d"]
+    assert d.lost_packets == 2
+
+
+def test_stale_and_absurd_ack_nrs_are_ignored():
+    d = UtpDirection(max_pending_packets=10)
+    assert d.ack(5) == []  # start unknown
+    d.syn(0)
+    d.segment(ST_DATA, 1, b"a")
+    d.segment(ST_DATA, 3, b"c")
+    assert d.ack(0) == [] and d.ack(0x8000) == []  # behind; half the space ahead
+    assert d.ack(3 + 11) == [] and d.acked == 0  # beyond what was seen plus the bound
+    assert bare(d.ack(3)) == [LOST, b"c"]
+
+
+def test_ack_nr_across_the_wrap():
+    d = UtpDirection()
+    d.syn(0xFFFD)
+    d.segment(ST_DATA, 0xFFFE, b"a")
+    d.segment(ST_DATA, 1, b"c")  # 0xFFFF and 0 missing
+    assert bare(d.ack(0)) == [LOST, b"c"]
+    assert d.lost_packets == 2 and d.next_seq == 2
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, 0xFFFF),
+    st.lists(st.tuples(st.binary(min_size=1, max_size=8), st.booleans()), min_size=1, max_size=60),
+    st.lists(st.integers(0, 0xFFFF), max_size=10),
+    st.randoms(use_true_random=False),
+)
+def test_acks_and_losses_never_misplace_a_packet(start, packets, acks, rnd):
+    """Kept packets in any order, acks anywhere (some absurd): packets come out in
+    order, each exactly once, and one is skipped only where a LOST chunk says so."""
+    payloads = [bytes([i]) + p for i, (p, _) in enumerate(packets)]  # first byte: its index
+    events = [("data", i) for i, (_, keep) in enumerate(packets) if keep] + [("ack", a) for a in acks]
+    rnd.shuffle(events)
+    d = UtpDirection(max_pending_packets=8)
+    d.syn(start)
+    out = []
+    for kind, n in events:
+        out += d.segment(ST_DATA, (start + 1 + n) & 0xFFFF, payloads[n]) if kind == "data" else d.ack(n)
+    out += d.flush()
+    position, after_loss = 0, False
+    for chunk, _, _ in out:
+        if chunk == LOST:
+            after_loss = True
+            continue
+        index = chunk[0]
+        assert bytes(chunk) == payloads[index] and packets[index][1]
+        assert index > position if after_loss else index == position
+        position, after_loss = index + 1, False
+    assert not d.pending and d.pending_bytes == 0
 
 # ---------------------------------------------------------------- the real capture
 
@@ -498,10 +590,10 @@ def reassemble_capture():
         d, chunks = side
         if not sender_is_initiator and kind == ST_STATE and d.next_seq is None:
             d.accept(seq)
-        chunks.extend(d.segment(kind, seq, data))
+        chunks.extend(bare(d.segment(kind, seq, data)))
     for conn in conns.values():
         for d, chunks in conn.values():
-            chunks.extend(d.flush())
+            chunks.extend(bare(d.flush()))
     return conns, frames
 
 
