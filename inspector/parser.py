@@ -407,7 +407,8 @@ class PeerWireParser:
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
         what = "the handshake" if hunt.is_handshake(found) else "next message"
-        out.append(ev.Finding("resync", f"{what} found after {skipped} ({hunt.why})"))
+        where = "at the first byte after it" if not found else f"after {skipped}"
+        out.append(ev.Finding("resync", f"{what} found {where} ({hunt.why})"))
         if what == "the handshake":
             self._need, self._step = 1, self._read_protocol_length
         current = self._tag

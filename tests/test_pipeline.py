@@ -301,9 +301,24 @@ def test_capture_starting_mid_connection(tmp_path, start):
 
 
 def test_capture_starting_mid_stream_after_the_handshakes(tmp_path):
+    """No SYN, no handshake: the flow is decoded on trial and shown once each direction's
+    messages are found (here from their first byte), saying its start was not captured."""
     conv = talk(TcpConversation().open()).close()
     after_handshakes = conv.packets[5:]
-    assert decode_capture(conv.write(tmp_path / "late.pcap", after_handshakes)) == ([], [], [])
+    messages, findings, sessions = decode_capture(conv.write(tmp_path / "late.pcap", after_handshakes))
+    assert types(messages) == TALK_TYPES[2:]
+    assert [r.event.kind for r in findings] == ["resync", "resync"]
+    (s,) = sessions
+    assert not s.opener_known and [f.kind for f in s.findings][0] == "midstream"
+
+
+def test_mid_stream_junk_is_not_a_session(tmp_path):
+    """A connection joined late that never shows a run of messages stays unshown."""
+    conv = TcpConversation().open()
+    for _ in range(40):
+        conv.send(0, random.Random(7).randbytes(1400))
+        conv.send(1, random.Random(8).randbytes(700))
+    assert decode_capture(conv.write(tmp_path / "junk.pcap", conv.packets[3:])) == ([], [], [])
 
 
 def test_ipv6_addresses_in_brackets(tmp_path):
@@ -565,5 +580,6 @@ def test_utp_loss_is_declared_at_the_state_that_acknowledges_it(tmp_path):
     del packets[4]
     messages, findings, sessions = decode_capture(write_packets(tmp_path / "utp-lossy.pcap", packets))
     assert [(r.side, r.event.type, r.frame) for r in messages] == [(0, "handshake", 3), (1, "handshake", 4)]
-    assert [(r.side, r.event.kind, r.frame) for r in findings] == [(1, "hole", 6)]
+    # have(1) alone after the loss cannot be told from payload: said, not guessed
+    assert [(r.side, r.event.kind, r.frame) for r in findings] == [(1, "hole", 6), (1, "resync", 8)]
     assert sessions[0].state == "closed"

@@ -321,6 +321,8 @@ class Comparison:
             for r, i in zip(recs, self.matched.get(d, [])):
                 if i is not None:
                     carriers = self.cover.frames_carrying(d, self.truth[d][i].end - 1)
+                    if not carriers and r.get("missing"):
+                        continue  # its end was lost: the hole that ended it was declared later
                     if r["frame"] not in carriers:
                         out.append((r, carriers))
         return out

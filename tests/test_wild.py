@@ -127,7 +127,8 @@ def test_midstream_capture_gives_every_message_plausibly():
         if r["type"] == "bitfield":
             assert r["size"] - 1 == bounds[r["session"]] // 8, r
         if r["type"] == "extended":
-            assert r["data"] is not None or r.get("missing"), r
+            # undecoded only when a hole cut it, or its name was in a handshake not captured
+            assert r["data"] is not None or r.get("missing") or r["ext_name"] is None, r
     sessions = read_sessions(capture)
     for s in sessions:
         kinds = Counter(f["kind"] for f in s["findings"])
