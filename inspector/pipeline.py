@@ -248,6 +248,8 @@ class Decoder:
             else:
                 return
         flow, side = entry
+        if kind == ST_SYN and flow.opener_known:
+            side = 0  # a peer connecting to its own socket sends and answers on one 4-tuple
         flow.last_ts = ts
         if flow.session is not None:
             flow.session.end = ts
@@ -301,7 +303,7 @@ class Decoder:
         flow.probe = UtpGate(syn)  # one header is not enough: its packets must show a connection
         for *key, side in keys:
             self.flows[tuple(key)] = (flow, side)
-        return self.flows[(src, sport, dst, dport, cid)]
+        return flow, 0
 
     # -- classification and decoding ---------------------------------------------
 

@@ -76,3 +76,27 @@ def test_info_hash_mismatch(tmp_path):
     conv.send(1, bt_have(1))
     found = _findings(tmp_path, conv.packets)
     assert "info_hash_mismatch" in found[1]
+
+
+def test_utp_connection_to_its_own_socket_is_one_session_and_a_self_connection(tmp_path):
+    """uTP runs every connection over the listening socket, so a client connecting to
+    itself sends and answers on one address and port: the connection ids tell the sides."""
+    from test_pipeline import ST_DATA, ST_FIN, ST_STATE, ST_SYN, udp_packets, utp
+
+    x, s, r = 4000, 10, 700
+    me = ("10.0.0.7", 6881)
+    grams = [
+        (0, utp(ST_SYN, x, s, 0)),
+        (1, utp(ST_STATE, x, r, s)),
+        (0, utp(ST_DATA, x + 1, s + 1, r - 1, bt_handshake(HASH, LOCAL))),
+        (1, utp(ST_DATA, x, r, s + 1, bt_handshake(HASH, LOCAL))),
+        (0, utp(ST_DATA, x + 1, s + 2, r, bt_msg(2))),
+        (1, utp(ST_DATA, x, r + 1, s + 2, bt_msg(1))),
+        (0, utp(ST_FIN, x + 1, s + 3, r + 1)),
+        (1, utp(ST_FIN, x, r + 2, s + 3)),
+    ]
+    _, _, sessions = decode_capture(write_packets(tmp_path / "self.pcap", udp_packets(grams, a=me, b=me)))
+    (session,) = sessions
+    assert [f.kind for f in session.findings] == ["self_connection"]
+    assert session.sides[0].messages == {"handshake": 1, "interested": 1}
+    assert session.sides[1].messages == {"handshake": 1, "unchoke": 1}
