@@ -157,14 +157,17 @@ class PeerWireParser:
             return out
         if self._skip:
             inside = self._skip if missing < 0 else min(self._skip, missing)
+            piece = self._piece
+            if piece is None:
+                out.append(ev.Finding("hole", f"{inside} bytes not captured inside a skipped message"))
+            elif not self._piece_missing:  # one finding a piece, at its first hole; the piece counts them all
+                out.append(ev.Finding("hole", f"{inside} bytes of piece {piece[0]}:{piece[1]} ({piece[2]} bytes) "
+                                              "not captured"))
             self._skip -= inside
             self._piece_missing += inside
-            piece = self._piece
             if not self._skip:
                 self._finish_piece(out)
             if inside == missing:
-                what = "a piece payload" if piece else "a skipped message"
-                out.append(ev.Finding("hole", f"{missing} bytes not captured inside {what}"))
                 return out
             if missing > 0:
                 missing -= inside  # the rest of the gap lies past the end of the message

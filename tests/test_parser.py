@@ -460,8 +460,9 @@ def test_gap_inside_piece_payload():
     data = wb.piece(5, 0, bytes(1000))
     events, parser = run3(data[:13 + 100], GAP(300), data[13 + 400 :] + wb.have(2), handshake=False)
     assert kinds(events) == ["hole", "piece", "have"]
-    assert events[1] == ev.Piece(5, 0, 1000, missing=300)
-    assert events[2] == ev.Have(2)
+    events = [e for e in events if e.type != "finding"]
+    assert events[0] == ev.Piece(5, 0, 1000, missing=300)
+    assert events[1] == ev.Have(2)
     assert not parser.stopped and not parser.hunting
 
 
@@ -474,8 +475,8 @@ def test_gap_then_next_piece_has_its_own_missing_count():
 def test_gap_to_the_end_of_piece_payload_keeps_the_framing():
     data = wb.piece(5, 0, bytes(1000))
     events, parser = run3(data[:13 + 100], GAP(900), wb.have(2), handshake=False)
-    assert events[0] == ev.Piece(5, 0, 1000, missing=900)
-    assert kinds(events) == ["piece", "hole", "have"]
+    assert events[1] == ev.Piece(5, 0, 1000, missing=900)
+    assert kinds(events) == ["hole", "piece", "have"]
     assert not parser.stopped and not parser.hunting
 
 
@@ -489,9 +490,8 @@ def test_gap_across_the_end_of_piece_payload_loses_the_framing():
     it: the parser cannot know, so it looks for the next message instead of guessing."""
     data = wb.piece(5, 0, bytes(1000))
     events, parser = run3(data[:13 + 100], GAP(900 + len(wb.choke())), AFTER, handshake=False, trailer=False)
-    assert events[0] == ev.Piece(5, 0, 1000, missing=900)
-    assert kinds(events) == ["piece", "hole", "resync", *kinds(AFTER_EVENTS)]
-    assert messages(events) == [events[0], *AFTER_EVENTS]
+    assert kinds(events) == ["hole", "piece", "hole", "resync", *kinds(AFTER_EVENTS)]
+    assert messages(events) == [ev.Piece(5, 0, 1000, missing=900), *AFTER_EVENTS]
 
 
 def test_gap_at_message_boundary_hunts():
