@@ -383,6 +383,26 @@ def test_compare_plaintext_after_continuation_data_is_not_skipped():
     assert report.status == "DIFFER" and not report.skipped
 
 
+def test_continuation_data_is_not_a_message_when_every_message_matches():
+    """MSE that selects plaintext: tshark shows the key exchange as 'continuation data';
+    with it left out, both decodes hold the same messages, and verify says which frames."""
+    ours = {AB: [wm("interested", 11), wm("have", 12, 3)]}
+    theirs = {AB: [wm("unknown", 4, note="continuation data, 198 bytes"), wm("interested", 11), wm("have", 12, 3)]}
+    (report,) = compare(ours, theirs)
+    assert report.status == "agree*" and report.agree
+    assert any("frame 4" in note and "continuation data, 198 bytes" in note for note in report.tshark_errors)
+
+
+def test_continuation_data_excuses_nothing_else():
+    ours = {AB: [wm("interested", 11), wm("have", 12, 3), wm("have", 13, 4)]}  # one more than tshark
+    theirs = {AB: [wm("unknown", 4, note="continuation data, 198 bytes"), wm("interested", 11), wm("have", 12, 3)]}
+    (report,) = compare(ours, theirs)
+    assert report.status == "DIFFER"
+    ours = {AB: [wm("interested", 11), wm("have", 12, 5)]}  # a different index
+    (report,) = compare(ours, {AB: theirs[AB]})
+    assert report.status == "DIFFER"
+
+
 @needs_tshark
 def test_verify_fails_when_btshark_decoded_nothing(tmp_path):
     pcap = tmp_path / "plain.pcap"

@@ -165,3 +165,12 @@ def test_not_bittorrent_gives_no_session(capture):
 def test_mse_sample_still_encrypted():
     (session,) = read_sessions(CAPTURES / "libtorrent-mse.pcap")
     assert session["encrypted"] and session["opener_known"]
+
+
+def test_verify_agrees_on_mse_then_plaintext_naming_tsharks_unframed_bytes():
+    from conftest import run_btshark
+
+    proc = run_btshark("verify", wild("ndpi-mse-then-plaintext.pcapng"))
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out
+    assert out.count("agree*") == 2 and "tshark error: frame 5" in out
