@@ -65,7 +65,7 @@ class Torrent:
 class Hunt:
     """The bytes of one direction since its framing was lost, and the search through them."""
 
-    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown", "dropped")
+    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown")
 
     def __init__(self, why: str) -> None:
         self.why = why
@@ -75,7 +75,6 @@ class Hunt:
         self.end = 0
         self.scan = 0  # positions before this are rejected
         self.unknown = False  # a hole of unknown size lies behind us
-        self.dropped = 0  # captured bytes let go of to stay within HOLD
 
     # -- input -----------------------------------------------------------------
 
@@ -285,7 +284,6 @@ class Hunt:
             self.scan = max(self.scan, self.end - HOLD // 2)
         scan = self.scan
         while self.runs and self.starts[0] + len(self.runs[0]) <= scan:
-            self.dropped += len(self.runs[0])
             del self.starts[0], self.runs[0]
         while self.items and self.items[0][1] <= scan:
             del self.items[0]

@@ -962,6 +962,16 @@ def _same_message(got, want) -> bool:
     return got == want
 
 
+def assert_sent_in_order(got: list, expected: list) -> None:
+    """Every message in ``got`` is one of ``expected``, in the order they were sent."""
+    i = 0
+    for message in got:
+        while i < len(expected) and not _same_message(message, expected[i]):
+            i += 1
+        assert i < len(expected), f"{message} is not (in order) among what was sent"
+        i += 1
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), start=st.integers(0, 3000),
        cuts=st.lists(st.tuples(st.integers(1, 200_000), st.integers(-1, 20_000), st.booleans()), max_size=6))
@@ -986,12 +996,7 @@ def test_losses_never_yield_a_message_the_stream_does_not_hold(seed, start, cuts
         pos = min(len(data), at + size)
     events += parser.feed(data[pos:]) + parser.end()
     got = messages(events)
-    i = 0
-    for message in got:
-        while i < len(expected) and not _same_message(message, expected[i]):
-            i += 1
-        assert i < len(expected), f"{message} is not (in order) among what was sent"
-        i += 1
+    assert_sent_in_order(got, expected)
     # And the framing is found again: after the last loss, once a few real messages
     # have gone by, the stream's last message is decoded.
     after = [m for m, at in zip(expected, starts) if at >= pos]
