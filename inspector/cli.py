@@ -95,12 +95,19 @@ def verify(capture: str, verbose: bool) -> None:
 
     try:
         decode = CaptureDecode(capture)
-        records = [record_dict(r) for r in decode if r.event.type != "finding"]
+        records, losses = [], []
+        for r in decode:
+            if r.event.type != "finding":
+                records.append(record_dict(r))
+            elif r.event.kind in ("hole", "resync"):
+                a, b = (side.addr for side in r.session.sides)
+                src, dst = (a, b) if r.side == 0 else (b, a)
+                losses.append({"transport": r.session.transport, "src": src, "dst": dst, "frame": r.frame})
     except CaptureError as exc:
         raise Failure(str(exc)) from None
     _warn(decode.warnings)
     try:
-        reports = against_wireshark(capture, records)
+        reports = against_wireshark(capture, records, losses=losses)
     except VerifyError as exc:
         raise Failure(str(exc)) from None
     click.echo(format_report(reports, verbose=verbose))

@@ -719,6 +719,7 @@ def compare(
     theirs: Mapping[Direction, Sequence[WireMessage]],
     *,
     set_aside: Mapping[Direction, SetAside] | None = None,
+    losses: Mapping[Direction, Sequence[int]] | None = None,
 ) -> list[DirectionReport]:
     """Compare two decodes direction by direction, in order of each direction's first frame.
 
@@ -730,6 +731,12 @@ def compare(
     (decode-as forced over something that is not plaintext BitTorrent, MSE/PE for one).
     Any other direction only one side decoded is a difference: btshark calling a
     connection encrypted is no excuse when Wireshark finds plaintext messages in it.
+
+    ``losses`` (frames of btshark's hole and resync findings, per direction): when
+    every message Wireshark decoded is btshark's too, in order, and Wireshark stops
+    where btshark reported a loss (with out-of-order reassembly on it waits for bytes
+    the capture never held), the direction agrees on all it compared, and the note
+    says how many of btshark's messages after the loss went uncompared.
     """
     set_aside = set_aside or {}
     our_connections = {_connection(d) for d, msgs in ours.items() if msgs}
@@ -750,6 +757,14 @@ def compare(
         common = dict(transport=transport, tshark_errors=aside.notes)
         i = _first_difference(a, b)
         if i is None:
+            reports.append(DirectionReport(src, dst, len(full_a), len(full_b), True, None, **common))
+            continue
+        stop = _stopped_at_a_loss(a, b, i, (losses or {}).get(direction, ()))
+        if stop is not None:
+            common["tshark_errors"] = aside.notes + (
+                f"frame {stop}: tshark 4.0 decodes nothing after the bytes btshark reports lost here "
+                f"(out-of-order reassembly waits for them); btshark's {len(a) - i} later message(s) "
+                "are not compared",)
             reports.append(DirectionReport(src, dst, len(full_a), len(full_b), True, None, **common))
             continue
         framed = [m for m in b if not _is_continuation(m)]
@@ -788,6 +803,17 @@ def compare(
             )
         )
     return reports
+
+
+def _stopped_at_a_loss(ours: Sequence[WireMessage], theirs: Sequence[WireMessage], i: int,
+                       losses: Sequence[int]) -> int | None:
+    """The loss frame where Wireshark's decode ended, if all it decoded is ours and
+    btshark reported a loss after the last message both have (the loss may be declared
+    after the frames of the messages that follow it: those wait for it to be known)."""
+    if i != len(theirs) or i >= len(ours) or not theirs:
+        return None
+    after = theirs[-1].frame
+    return next((f for f in sorted(losses) if f >= after), None)
 
 
 def _is_continuation(message: WireMessage) -> bool:
@@ -851,8 +877,12 @@ def verify(
     *,
     extra_ports: Iterable[int] = (),
     tshark_path: str | None = None,
+    losses: Iterable[Mapping] = (),
 ) -> list[DirectionReport]:
     """The whole of `btshark verify`: btshark's records for CAPTURE against Wireshark's decode.
+
+    ``losses`` are btshark's hole and resync findings (records with src, dst, transport
+    and frame): where tshark stops at a loss btshark decoded past, it is named, not blamed.
 
     Wireshark decodes as BitTorrent every TCP port btshark found BitTorrent on (plus
     ``extra_ports``); its heuristics also catch TCP streams that begin with a handshake and
@@ -864,4 +894,7 @@ def verify(
     ports = ports_from_records(records) | {int(p) for p in extra_ports}
     theirs = wireshark_messages(capture, ports, tshark_path=tshark_path)
     packets = utp_packets(capture, set(ours) | set(theirs), tshark_path=tshark_path)
-    return compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets))
+    lost: dict[Direction, list[int]] = {}
+    for r in losses:
+        lost.setdefault((r["transport"], r["src"], r["dst"]), []).append(r["frame"])
+    return compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets), losses=lost)

@@ -403,6 +403,23 @@ def test_continuation_data_excuses_nothing_else():
     assert report.status == "DIFFER"
 
 
+def test_tshark_stopping_at_a_loss_btshark_reported_is_named():
+    """With out-of-order reassembly on, tshark waits for bytes the capture never held and
+    decodes nothing after them; btshark reported the loss and read on."""
+    ours = {AB: [wm("have", 4, 1), wm("have", 5, 2), wm("have", 9, 3), wm("have", 10, 4)]}
+    theirs = {AB: [wm("have", 4, 1), wm("have", 5, 2)]}
+    (report,) = compare(ours, theirs, losses={AB: [8]})
+    assert report.status == "agree*"
+    assert "frame 8" in report.tshark_errors[0] and "2 later message(s) are not compared" in report.tshark_errors[0]
+    (report,) = compare(ours, theirs, losses={AB: [3]})  # a loss before what tshark decoded excuses nothing
+    assert report.status == "DIFFER"
+    (report,) = compare(ours, theirs, losses={BA: [8]})  # nor one in the other direction
+    assert report.status == "DIFFER"
+    theirs = {AB: [wm("have", 4, 1), wm("have", 5, 7)]}  # and tshark's messages must all be ours
+    (report,) = compare(ours, theirs, losses={AB: [8]})
+    assert report.status == "DIFFER"
+
+
 @needs_tshark
 def test_verify_fails_when_btshark_decoded_nothing(tmp_path):
     pcap = tmp_path / "plain.pcap"
