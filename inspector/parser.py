@@ -171,6 +171,8 @@ class PeerWireParser:
                 return out
             if missing > 0:
                 missing -= inside  # the rest of the gap lies past the end of the message
+        elif self.midstream:
+            pass  # a handshake only begun mid-stream is no framing to keep: hunt
         elif missing >= 0 and self._step not in (self._read_length, self._read_protocol_length):
             remaining, what = self._remaining()
             if missing <= remaining:
@@ -189,6 +191,7 @@ class PeerWireParser:
         out: list = []
         if self.stopped:
             return out
+        self._tag = None  # whatever a last resync confirms came with earlier bytes: all tagged
         while self._hunt is not None:
             hunt = self._hunt
             found = hunt.search(self, ended=True)
@@ -407,6 +410,7 @@ class PeerWireParser:
         """The framing holds again at ``found``: decode what was held from there, each
         event stamped with the tag of the bytes that completed it."""
         self._hunt = None
+        self.midstream = False  # the framing is confirmed now
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
         what = "the handshake" if hunt.is_handshake(found) else "next message"

@@ -45,6 +45,17 @@ class Record(NamedTuple):
     event: ev.Event
 
 
+class _Scan:
+    """What an MSE flow's directions sent so far, while a plaintext handshake is looked for."""
+
+    __slots__ = ("held", "sizes", "tails")
+
+    def __init__(self) -> None:
+        self.held: tuple[list, list] = ([], [])  # (chunk, frame, ts) items, holes too
+        self.sizes = [0, 0]
+        self.tails = [b"", b""]  # each side's last bytes: a handshake prefix may span two chunks
+
+
 class Flow:
     """One TCP or uTP connection in the table, before and after it is known to be BitTorrent."""
 
@@ -61,7 +72,7 @@ class Flow:
         self.probe: Probe | UtpGate | None = Probe(opener_known)
         self.held: tuple[list, list] = ([], [])  # per side, the (chunk, frame, ts) held while probing
         self.trial: list[Record] | None = None  # records of a mid-stream flow not yet shown to be BitTorrent
-        self.scan: tuple[list, list] | None = None  # an MSE flow's first bytes, searched for a plaintext handshake
+        self.scan: _Scan | None = None  # an MSE flow's first bytes, searched for a plaintext handshake
         self.session: Session | None = None
         self.opener_known = opener_known
         self.start = ts
@@ -220,7 +231,7 @@ class Decoder:
         recently active flow when the table is full (TCP and uTP alike)."""
         old = self.flows.get(key)
         if old is not None:
-            self._close(old[0], number)
+            self._close(old[0], number, state="replaced")
             self._forget(old[0])
         if len(self.flows) >= 2 * MAX_FLOWS:
             oldest = min((f for f, side in self.flows.values() if side == 0), key=lambda f: f.last_ts)
@@ -326,7 +337,7 @@ class Decoder:
                     lost = f"{chunk} bytes" if chunk >= 0 else "packets (size unknown)"
                     session.note(side, number, "hole", f"{lost} not captured")
                     if flow.scan is not None:
-                        flow.scan[side].append(item)
+                        flow.scan.held[side].append(item)
                     continue
                 events = parser.gap(chunk, item)
             else:
@@ -338,15 +349,20 @@ class Decoder:
                     continue
                 events = parser.feed(chunk, item)
             if events:
-                for event in events:
-                    if event.__class__ is tuple:
-                        event, (_, frame, when) = event
-                    else:
-                        frame, when = number, ts
-                    session.account(side, (event,), frame)
-                    out.append(Record(session, side, frame, when, event))
+                self._emit(session, side, events, number, ts, out)
         if flow.trial is not None:
             self._judge(flow)
+
+    @staticmethod
+    def _emit(session: Session, side: int, events: list, number: int, ts: float, out: list) -> None:
+        """Events as records: ``(event, item)`` ones (confirmed late) keep their item's frame."""
+        for event in events:
+            if event.__class__ is tuple:
+                event, (_, frame, when) = event
+            else:
+                frame, when = number, ts
+            session.account(side, (event,), frame)
+            out.append(Record(session, side, frame, when, event))
 
     def _probe(self, flow: Flow, side: int, chunks) -> None:
         """Hold a connection's first bytes until they say what it is (``inspector.detect``);
@@ -399,7 +415,7 @@ class Decoder:
         flow.session = session
         self._register(flow)
         if state == ENCRYPTED:
-            flow.scan = ([], [])  # until MSE's first bytes are searched, they are not taken in place
+            flow.scan = _Scan()  # until MSE's first bytes are searched, they are not taken in place
         else:
             self._make_hot(flow)
 
@@ -444,7 +460,9 @@ class Decoder:
     def _judge(self, flow: Flow) -> None:
         session = flow.session
         for side, parser in enumerate(session.parsers):
-            if parser.resyncs and sum(session.sides[side].messages.values()) >= TRIAL_MESSAGES:
+            counts = session.sides[side].messages
+            real = sum(counts.values()) - counts.get("keepalive", 0) - counts.get("unknown", 0)
+            if parser.resyncs and real >= TRIAL_MESSAGES:
                 self.trials -= 1
                 records, flow.trial = flow.trial, None
                 flow.state = BITTORRENT
@@ -468,12 +486,13 @@ class Decoder:
         direction (crypto_select chose plaintext), decode both from their start, each
         parser hunting past the key exchange."""
         scan = flow.scan
-        held = scan[side]
-        held.append((bytes(item[0]), item[1], item[2]))
-        head = b"".join(chunk for chunk, _, _ in held[-2:] if chunk.__class__ is bytes)
-        found = HANDSHAKE_PREFIX in head
-        sizes = [sum(len(c) for c, _, _ in h if c.__class__ is bytes) for h in scan]
-        if not found:
+        chunk = bytes(item[0])
+        scan.held[side].append((chunk, item[1], item[2]))
+        scan.sizes[side] += len(chunk)
+        window = scan.tails[side] + chunk
+        scan.tails[side] = window[-(len(HANDSHAKE_PREFIX) - 1):]
+        sizes = scan.sizes
+        if HANDSHAKE_PREFIX not in window:
             if min(sizes) >= MSE_SCAN or max(sizes) >= 4 * MSE_SCAN:
                 flow.scan = None
                 self._make_hot(flow)
@@ -483,9 +502,9 @@ class Decoder:
         session.parsers = session.make_parsers(True, "after an MSE key exchange")
         self._make_hot(flow)
         for s in (0, 1):
-            if scan[s]:
+            if scan.held[s]:
                 session.sides[s].stream_bytes -= sizes[s]  # counted again as they are fed
-                self._deliver(flow, s, scan[s])
+                self._deliver(flow, s, scan.held[s])
 
     def _close(self, flow: Flow, number: int, state: str | None = None) -> None:
         if flow.state == PROBE and flow.probe.__class__ is Probe:
@@ -501,9 +520,7 @@ class Decoder:
             session = flow.session
             if flow.trial is not None:
                 for side, parser in enumerate(session.parsers):
-                    events = parser.end()
-                    session.account(side, events, number)
-                    flow.trial.extend(Record(session, side, number, flow.last_ts, e) for e in events)
+                    self._emit(session, side, parser.end(), number, flow.last_ts, flow.trial)
                 self._judge(flow)
             if flow.state != BITTORRENT:
                 if flow.trial is not None:
@@ -520,8 +537,7 @@ class Decoder:
                 for side, parser in enumerate(session.parsers):
                     events = parser.end()
                     if events:
-                        session.account(side, events, number)
-                        self.out.extend(Record(session, side, number, flow.last_ts, e) for e in events)
+                        self._emit(session, side, events, number, flow.last_ts, self.out)
             session.end = flow.last_ts
             if state:
                 session.state = state

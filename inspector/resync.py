@@ -30,6 +30,7 @@ MAX_FOUND_LEN = MAX_BLOCK + 64  # no message found by a hunt is longer (bitfield
 MAX_INDEX = 1 << 22  # piece index bound while the piece count is unknown
 MAX_BEGIN = 1 << 25  # block offset bound while the piece length is unknown (32 MiB pieces)
 HOLD = 1 << 20  # bytes held while hunting, per direction
+MAX_RUNS = 4096  # captured runs held (each a stretch between holes), per direction
 CHAIN = 4  # messages followed from a candidate before deciding
 BARRIER = 1 << 40  # the size a hole of unknown size counts for: nothing reaches across it
 EXPECTED_MAX = 4096  # outstanding requests remembered per direction
@@ -65,7 +66,7 @@ class Torrent:
 class Hunt:
     """The bytes of one direction since its framing was lost, and the search through them."""
 
-    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown")
+    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown", "held")
 
     def __init__(self, why: str) -> None:
         self.why = why
@@ -75,6 +76,7 @@ class Hunt:
         self.end = 0
         self.scan = 0  # positions before this are rejected
         self.unknown = False  # a hole of unknown size lies behind us
+        self.held = 0  # bytes in ``runs``
 
     # -- input -----------------------------------------------------------------
 
@@ -87,6 +89,7 @@ class Hunt:
         else:
             self.starts.append(end)
             self.runs.append(bytearray(data))
+        self.held += len(data)
         self.end = end + len(data)
         self.items.append((end, self.end, False, tag))
 
@@ -95,7 +98,11 @@ class Hunt:
             self.unknown = True
             missing = BARRIER
         if missing:
-            self.items.append((self.end, self.end + missing, True, tag))
+            items = self.items
+            if items and items[-1][2]:  # holes in a row are one hole (the latest tag stands)
+                items[-1] = (items[-1][0], self.end + missing, True, tag)
+            else:
+                items.append((self.end, self.end + missing, True, tag))
             self.end += missing
 
     # -- search ----------------------------------------------------------------
@@ -109,6 +116,9 @@ class Hunt:
         while True:
             p = self._candidate(self.scan)
             if p is None:
+                # Every position so far is rejected, but a handshake prefix may be
+                # arriving in pieces: only its possible start is looked at again.
+                self.scan = max(self.scan, self.end - len(HANDSHAKE_PREFIX) + 1)
                 self._trim()
                 return None
             verdict = self._chain(p, parser, ended)
@@ -246,8 +256,6 @@ class Hunt:
                 return _BAD, 0, 0
             if (index, begin, size) in parser.expected:
                 return _OK, 3, nxt  # the other side asked for exactly this block
-            if torrent.piece_count and size == torrent.block and not begin % size:
-                return _OK, 3, nxt
             return _OK, 2, nxt
         if mid == 5:
             size = length - 1
@@ -278,12 +286,26 @@ class Hunt:
         return _BAD, 0, 0
 
     def _trim(self) -> None:
-        """Let go of bytes before the scan position, and of the oldest beyond ``HOLD``."""
-        held = sum(len(r) for r in self.runs)
-        if held > HOLD:
+        """Let go of bytes before the scan position, and of the oldest beyond ``HOLD``
+        bytes or ``MAX_RUNS`` runs (their positions count as rejected)."""
+        if self.held > HOLD:
             self.scan = max(self.scan, self.end - HOLD // 2)
+        if len(self.runs) > MAX_RUNS:
+            self.scan = max(self.scan, self.starts[-MAX_RUNS // 2])
         scan = self.scan
-        while self.runs and self.starts[0] + len(self.runs[0]) <= scan:
-            del self.starts[0], self.runs[0]
-        while self.items and self.items[0][1] <= scan:
-            del self.items[0]
+        i = bisect_right(self.starts, scan) - 1  # the run at or before the scan position
+        drop = i + 1 if i >= 0 and self.starts[i] + len(self.runs[i]) <= scan else max(i, 0)
+        if drop:  # runs wholly before the scan position
+            self.held -= sum(len(run) for run in self.runs[:drop])
+            del self.starts[:drop], self.runs[:drop]
+        if self.runs and scan - self.starts[0] >= 1 << 16:  # a long run's rejected head
+            cut = scan - self.starts[0]
+            del self.runs[0][:cut]
+            self.starts[0] = scan
+            self.held -= cut
+        items = self.items
+        k = 0
+        while k < len(items) and items[k][1] <= scan:
+            k += 1
+        if k:
+            del items[:k]

@@ -1002,3 +1002,40 @@ def test_losses_never_yield_a_message_the_stream_does_not_hold(seed, start, cuts
     after = [m for m, at in zip(expected, starts) if at >= pos]
     if sum(m.type != "keepalive" for m in after[:-1]) >= 3 and after[-1].type != "keepalive":
         assert got and _same_message(got[-1], after[-1]), f"framing never found again: {got[-3:]}"
+
+
+# ---------------------------------------------------------------- found in review
+
+
+def test_a_hunt_resolved_by_the_end_tags_every_event_with_its_bytes():
+    """The end of the stream can confirm what a hunt held: those events came with
+    earlier bytes, so they carry those bytes' tags (never the end's)."""
+    parser = PeerWireParser(handshake=False, midstream=True)
+    out = parser.feed(b"\xff" * 3 + wb.have(3), "A") + parser.feed(wb.unchoke(), "B") + parser.end()
+    late = [e for e in out if isinstance(e, tuple)]
+    assert late == [(ev.Have(3), "A"), (ev.Unchoke(), "B")]
+
+
+def test_a_handshake_begun_mid_stream_keeps_no_framing_across_a_hole():
+    """On a stream joined late a first 0x13 byte proves nothing: a hole after it is a
+    reason to hunt, not to skip to where a handshake would end."""
+    parser = PeerWireParser(midstream=True)
+    events = parser.feed(b"\x13") + parser.gap(5) + parser.feed(b"x" * 62 + wb.choke() + wb.have(7))
+    assert messages(events) == [] and parser.hunting
+
+
+def test_hunting_through_junk_does_not_rescan_or_hoard():
+    from inspector.resync import HOLD, MAX_RUNS
+
+    parser = PeerWireParser(handshake=False, midstream=True)
+    for _ in range(1000):
+        parser.feed(b"\xff" * 1400)
+    hunt = parser._hunt
+    assert hunt.end - hunt.scan < 20 and hunt.held <= HOLD  # rejected positions are not looked at again
+    for _ in range(3 * MAX_RUNS):
+        parser.feed(b"\xff")
+        parser.gap(1)
+    assert len(hunt.runs) <= MAX_RUNS and len(hunt.items) <= 2 * MAX_RUNS + 2
+    for _ in range(10_000):
+        parser.gap(3)
+    assert len(hunt.items) <= 2 * MAX_RUNS + 2  # holes in a row are one hole

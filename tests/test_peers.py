@@ -100,3 +100,18 @@ def test_utp_connection_to_its_own_socket_is_one_session_and_a_self_connection(t
     assert [f.kind for f in session.findings] == ["self_connection"]
     assert session.sides[0].messages == {"handshake": 1, "interested": 1}
     assert session.sides[1].messages == {"handshake": 1, "unchoke": 1}
+
+
+def test_a_connection_replaced_by_a_new_syn_is_not_open(tmp_path):
+    """Found in review: a 4-tuple reused before both FINs were seen left the first
+    session 'open', and the second was then flagged as a duplicate connection."""
+    first = TcpConversation(a=("10.0.0.1", 40000), b=("10.0.1.1", 6881), t0=1000.0).open()
+    first.send(0, bt_handshake(HASH, LOCAL))
+    first.send(1, bt_handshake(HASH, REMOTE))
+    first.fin(0)
+    second = TcpConversation(a=("10.0.0.1", 40000), b=("10.0.1.1", 6881), t0=1001.0, isn=(50000, 700000)).open()
+    second.send(0, bt_handshake(HASH, LOCAL))
+    second.send(1, bt_handshake(HASH, REMOTE))
+    _, _, sessions = decode_capture(write_packets(tmp_path / "reuse.pcap", first.packets + second.packets))
+    assert [s.state for s in sessions][0] == "replaced"
+    assert all(f.kind != "duplicate_peer_id" for s in sessions for f in s.findings)

@@ -583,3 +583,32 @@ def test_utp_loss_is_declared_at_the_state_that_acknowledges_it(tmp_path):
     # have(1) alone after the loss cannot be told from payload: said, not guessed
     assert [(r.side, r.event.kind, r.frame) for r in findings] == [(1, "hole", 6), (1, "resync", 8)]
     assert sessions[0].state == "closed"
+
+
+def test_a_loss_resolved_only_at_the_close_keeps_each_message_s_frame(tmp_path):
+    """Found in review: when the end of a connection is what confirms a resync, the
+    messages held since the loss come out with the frames that carried them."""
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(HASH, PEER_A))
+    conv.send(1, bt_handshake(HASH, PEER_B))
+    conv.send(0, bt_msg(2))
+    lost = conv.send(0, b"\x00\x00\x00\x05\x04\x00")[0]  # a have cut short: the framing goes with it
+    have_at = conv.send(0, b"\x00\x01" + bt_have(3))[0]
+    unchoke_at = conv.send(0, bt_msg(1))[0]
+    conv.packet(1, "A")
+    conv.close()
+    packets = [p for p in conv.packets if p is not lost]
+    messages, findings, _ = decode_capture(conv.write(tmp_path / "end-resync.pcap", packets))
+    frame_of = {id(p): n for n, p in enumerate(packets, 1)}
+    late = [(r.event, r.frame) for r in messages if r.event.type in ("have", "unchoke")]
+    assert late == [(ev.Have(3), frame_of[id(have_at)]), (ev.Unchoke(), frame_of[id(unchoke_at)])]
+
+
+def test_a_mid_stream_flow_confirmed_at_its_close_is_shown(tmp_path):
+    conv = TcpConversation()  # no SYN: decoded on trial
+    conv.send(0, b"\xff\xff\xff" + bt_have(3))
+    conv.send(0, bt_msg(1) + bt_msg(2))
+    conv.close()
+    messages, _, sessions = decode_capture(conv.write(tmp_path / "trial-end.pcap"))
+    assert [r.event.type for r in messages] == ["have", "unchoke", "interested"]
+    assert len(sessions) == 1 and not sessions[0].opener_known
