@@ -146,7 +146,7 @@ class Decoder:
         proto, src, dst, sport, dport, seq, ack, flags, payload, cut = pkt
         if proto != 6:
             if proto == 17:
-                self._datagram(src, dst, sport, dport, payload, number, ts)
+                self._datagram(src, dst, sport, dport, payload, number, ts, cut)
             return
         key = (src, sport, dst, dport)
         entry = self.flows.get(key)
@@ -240,7 +240,7 @@ class Decoder:
             self._forget(oldest)
 
     def _datagram(self, src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, number: int,
-                  ts: float) -> None:
+                  ts: float, cut: int = 0) -> None:
         """A UDP datagram: decoded only if it is uTP, which carries peer connections too."""
         packet = parse_utp(payload)
         if packet is None:
@@ -268,7 +268,7 @@ class Decoder:
             return
         gate = flow.probe
         if gate.__class__ is UtpGate:
-            confirmed = gate.offer(side, payload, ts, (src, dst, sport, dport, payload, number, ts))
+            confirmed = gate.offer(side, payload, ts, (src, dst, sport, dport, payload, number, ts, cut))
             if confirmed is None:
                 return
             flow.probe = Probe(flow.opener_known) if confirmed else None
@@ -285,7 +285,7 @@ class Decoder:
             if side == 1 and direction.next_seq is None and flow.opener_known:
                 direction.accept(seq)
         else:
-            chunks = direction.segment(kind, seq, data, number, ts)
+            chunks = direction.segment(kind, seq, data, number, ts, cut)
             if chunks:
                 self._deliver(flow, side, chunks)
         if kind != ST_SYN and flow.state < OTHER:  # a SYN's ack_nr acknowledges nothing yet

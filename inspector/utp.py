@@ -206,8 +206,11 @@ class UtpDirection:
             self.next_seq = seq_nr & SEQ_MASK
 
     def segment(self, type: int, seq_nr: int, data: bytes | memoryview = b"", frame: int = 0,
-                ts: float = 0.0) -> tuple[Delivery, ...] | list[Delivery]:
+                ts: float = 0.0, cut: int = 0) -> tuple[Delivery, ...] | list[Delivery]:
         """One captured packet from this sender; returns the chunks it makes deliverable, in order.
+
+        ``cut`` counts payload bytes the capture did not keep (snap length): they follow
+        the packet's data as a hole of that size.
 
         ``ST_DATA`` and ``ST_FIN`` are reassembled; ``ST_SYN`` is passed to ``syn``;
         ``ST_STATE`` and ``ST_RESET`` consume no sequence number and return nothing.
@@ -230,9 +233,11 @@ class UtpDirection:
             self.offset += len(data)
             if self.index > self.seen:
                 self.seen = self.index
-            if not self.pending:
+            if not self.pending and not cut:
                 return ((data, frame, ts),) if data else ()
             out: list[Delivery] = [(data, frame, ts)] if data else []
+            if cut:
+                out.append((cut, frame, ts))
             self._release(out, self.acked, frame, ts)
             return out
         if delta >= HALF:  # behind the next expected packet: already delivered or given up on
@@ -243,7 +248,7 @@ class UtpDirection:
         if key in pending:
             self.retransmissions += 1
             return ()
-        pending[key] = (data, frame, ts)
+        pending[key] = (data, frame, ts, cut)
         if key >= self.seen:
             self.seen = key + 1
         self.pending_bytes += len(data)
@@ -293,9 +298,9 @@ class UtpDirection:
         while pending:
             item = pending.pop(self.index, None)
             if item is not None:
-                data, item_frame, item_ts = item
+                data, item_frame, item_ts, item_cut = item
                 self.pending_bytes -= len(data)
-                self._deliver(data, item_frame, item_ts, out)
+                self._deliver(data, item_frame, item_ts, out, item_cut)
                 continue
             if self.index >= upto:
                 break
@@ -308,10 +313,12 @@ class UtpDirection:
             self.lost_packets += missing
             self.next_seq = ((self.next_seq or 0) + missing) & SEQ_MASK
 
-    def _deliver(self, data: bytes | memoryview, frame: int, ts: float, out: list[Delivery]) -> None:
+    def _deliver(self, data: bytes | memoryview, frame: int, ts: float, out: list[Delivery], cut: int = 0) -> None:
         self.index += 1
         self.next_seq = ((self.next_seq or 0) + 1) & SEQ_MASK
         self.packets += 1
         if data:
             self.offset += len(data)
             out.append((data, frame, ts))
+        if cut:
+            out.append((cut, frame, ts))

@@ -612,3 +612,34 @@ def test_a_mid_stream_flow_confirmed_at_its_close_is_shown(tmp_path):
     messages, _, sessions = decode_capture(conv.write(tmp_path / "trial-end.pcap"))
     assert [r.event.type for r in messages] == ["have", "unchoke", "interested"]
     assert len(sessions) == 1 and not sessions[0].opener_known
+
+
+def _snap(source: Path, target: Path, snaplen: int) -> Path:
+    """``source`` as tcpdump -s SNAPLEN would have recorded it (pcap, little-endian)."""
+    data = source.read_bytes()
+    out, pos = [data[:24]], 24
+    while pos < len(data):
+        sec, frac, caplen, origlen = struct.unpack_from("<IIII", data, pos)
+        frame = data[pos + 16 : pos + 16 + caplen]
+        out.append(struct.pack("<IIII", sec, frac, min(caplen, snaplen), origlen) + frame[:snaplen])
+        pos += 16 + caplen
+    target.write_bytes(b"".join(out))
+    return target
+
+
+def test_utp_cut_by_the_snap_length_reports_only_what_it_holds(tmp_path):
+    """A uTP packet cut by the snap length: its missing bytes are a hole of known size,
+    so the messages whose headers were captured still come out, and nothing else."""
+    from conftest import CAPTURES
+
+    full = read_jsonl(CAPTURES / "libtorrent-utp.pcap")
+    cut = read_jsonl(_snap(CAPTURES / "libtorrent-utp.pcap", tmp_path / "utp-128.pcap", 128))
+    key = lambda r: (r["src"], r["type"], r.get("index"), r.get("begin"), r.get("length"))
+    expected = [key(r) for r in full]
+    i = 0
+    for record in cut:
+        while i < len(expected) and expected[i] != key(record):
+            i += 1
+        assert i < len(expected), f"{record} is not among the full capture's messages"
+        i += 1
+    assert sum(r["type"] == "piece" for r in cut) >= 50 and sum(r["type"] == "request" for r in cut) >= 50
