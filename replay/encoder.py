@@ -55,8 +55,8 @@ class Connecter(Protocol):
     def connection_flushed(self, conn: Connection) -> None: ...
 
 
-def _has_extensions(reserved: bytes | None) -> bool:
-    return bool(reserved) and bool(reserved[5] & _EXTENSION_BIT[5])  # type: ignore[index]
+def _has_extensions(reserved: bytes) -> bool:
+    return any(a & b for a, b in zip(reserved, _EXTENSION_BIT))
 
 
 def _message(msg_id: int, body: bytes = b"") -> bytes:
@@ -295,7 +295,7 @@ class Encoder:
         self.everinc = False
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task] = set()
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.Server] = []
         self._keepalive = self._loop.call_later(keepalive_delay, self.send_keepalives)
 
     def send_keepalives(self) -> None:
