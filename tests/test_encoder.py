@@ -234,9 +234,9 @@ def test_a_failed_connect_is_lost_and_frees_its_slot_for_a_spare():
     async def main():
         ra, rb = Recorder(), Recorder()
         a, b = encoder(ra, ID_A, max_initiate=1), encoder(rb, ID_B)
-        dead = ("127.0.0.1", _free_port())  # nothing listens there
+        addr, dead = await b.listen(), ("127.0.0.1", _free_port())  # nothing listens at dead
         first = a.start_connection(dead)
-        assert a.start_connection(await b.listen()) is None and a.spares
+        assert a.start_connection(addr) is None and list(a.spares) == [addr]
         await ra.until(lambda: ra.of("made"))
         assert ra.log[0] == ("lost", first, "connect_failed") and not first.complete
         assert ra.of("made")[0][0].id == ID_B and not a.spares
