@@ -25,7 +25,14 @@ TIMEOUT = 10.0
 
 
 def run(main: Callable[[], Coroutine], timeout: float = TIMEOUT) -> None:
-    asyncio.run(asyncio.wait_for(main(), timeout))
+    """Run on a private loop: unlike asyncio.run, this leaves no "current loop: None"
+    behind for later tests whose libraries (pyshark) call asyncio.get_event_loop()."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), timeout))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 class Recorder:
