@@ -248,6 +248,7 @@ SEVERITY: dict[str, str] = {
     "midstream": "warning",
     "resync": "warning",
     "duplicate_peer_id": "error",
+    "peer_id_mismatch": "error",
     "bencode_lenient": "note",
     "unnamed_extension": "note",
 }
