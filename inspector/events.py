@@ -6,7 +6,7 @@ names (DESIGN.md); ``size`` is the message's length prefix.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 from .wire import HASH_HEAD_LEN, PIECE_HEAD_LEN, MessageId
@@ -96,12 +96,14 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """A block; its bytes were streamed past, ``missing`` of them not captured."""
+    """A block; its bytes were streamed past, ``missing`` of them not captured.
+    ``data`` holds them only when the parser was asked to keep payloads."""
 
     index: int
     begin: int
     length: int
     missing: int = 0
+    data: bytes | None = field(default=None, repr=False, compare=False)
     type: ClassVar[str] = "piece"
     id: ClassVar[int] = MessageId.PIECE
 

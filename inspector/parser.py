@@ -41,7 +41,8 @@ class PeerWireParser:
     """
 
     def __init__(self, *, max_len: int = DEFAULT_MAX_LEN, handshake: bool = True, midstream: bool = False,
-                 torrent: Torrent | None = None, why: str = "the connection's start was not captured") -> None:
+                 torrent: Torrent | None = None, why: str = "the connection's start was not captured",
+                 keep_payload: bool = False) -> None:
         self.max_len = max_len
         self.ext_names: dict[int, str] = {}
         self.torrent = torrent or Torrent()
@@ -51,6 +52,12 @@ class PeerWireParser:
         self.resyncs = 0  # times the framing was found again
         self._hunt: Hunt | None = None
         self._tag: object = None
+        # Piece payload bytes so far, when asked to keep them (``extract``, the replayer);
+        # by default they are counted past and this stays None.
+        self._keep: list[bytes] | None = None
+        if keep_payload:
+            self._keep = []
+            self.skip_payload = self._keep_payload  # type: ignore[method-assign]
         self.reserved: bytes | None = None
         self.info_hash: bytes | None = None
         self.peer_id: bytes | None = None
@@ -98,8 +105,12 @@ class PeerWireParser:
             if self._skip:
                 left = end - pos
                 if left < self._skip:
+                    if self._keep is not None:
+                        self._keep.append(bytes(data[pos:end]))
                     self._skip -= left
                     return out
+                if self._keep is not None:
+                    self._keep.append(bytes(data[pos : pos + self._skip]))
                 pos += self._skip
                 self._skip = 0
                 self._finish_piece(out)
@@ -126,6 +137,10 @@ class PeerWireParser:
                 self._hunting(data[pos:], None, out)
                 return out
         return out
+
+    def _keep_payload(self, size: int) -> bool:
+        """``skip_payload`` when payloads are kept: the bytes must come through ``feed``."""
+        return False
 
     def skip_payload(self, size: int) -> bool:
         """Count ``size`` bytes past if they fall strictly inside a piece payload.
@@ -286,7 +301,13 @@ class PeerWireParser:
             index, begin, length = self._piece
             if self.expected:
                 self.expected.pop(self._piece, None)
-            out.append(ev.Piece(index, begin, length, self._piece_missing))
+            if self._keep is None:
+                out.append(ev.Piece(index, begin, length, self._piece_missing))
+            else:  # the block's bytes, when every one of them was captured
+                data = b"".join(self._keep) if not self._piece_missing else None
+                out.append(ev.Piece(index, begin, length, self._piece_missing, data))
+        if self._keep:
+            self._keep.clear()
         self._piece = None
         self._piece_missing = 0
 

@@ -81,9 +81,14 @@ class Flow:
 
 
 class Decoder:
-    """Feed it frames in capture order; it appends ``Record``s to ``out``."""
+    """Feed it frames in capture order; it appends ``Record``s to ``out``.
 
-    def __init__(self) -> None:
+    ``keep_payload``: piece messages carry their block's bytes (``extract``); off by
+    default, when payloads are counted past in place.
+    """
+
+    def __init__(self, keep_payload: bool = False) -> None:
+        self.keep_payload = keep_payload
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         # Classified IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports),
         # with what ``hot_frame`` touches: flow, side, direction, the other direction,
@@ -408,7 +413,7 @@ class Decoder:
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
         session = Session(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
-                          encrypted=state == ENCRYPTED, start=flow.start)
+                          encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
@@ -447,7 +452,8 @@ class Decoder:
         flow.state = TRIAL
         self.trials += 1
         first = min((h[0] for h in held if h), key=lambda item: item[1], default=None)
-        session = Session(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False, start=flow.start)
+        session = Session(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False, start=flow.start,
+                          keep_payload=self.keep_payload)
         session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
         flow.session = session
         flow.trial = []
@@ -551,9 +557,9 @@ class Decoder:
 class CaptureDecode:
     """A capture file decoded lazily: iterate for records, then read ``sessions``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, keep_payload: bool = False) -> None:
         self.capture = CaptureFile(path)
-        self.decoder = Decoder()
+        self.decoder = Decoder(keep_payload)
         self.first_ts: float | None = None
 
     @property

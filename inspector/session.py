@@ -104,7 +104,8 @@ class Session:
     """Both directions of one connection. Side 0 is ``a``: the opener, when known."""
 
     def __init__(self, sid: int, transport: str, a: str, b: str, *, opener_known: bool,
-                 encrypted: bool, start: float, registry: PeerRegistry | None = None) -> None:
+                 encrypted: bool, start: float, registry: PeerRegistry | None = None,
+                 keep_payload: bool = False) -> None:
         self.id = sid
         self.transport = transport
         self.sides = (Side(a), Side(b))
@@ -115,14 +116,15 @@ class Session:
         self.state = "open"
         self.findings: list[SessionFinding] = []
         self.registry = registry
+        self.keep_payload = keep_payload
         self.torrent = Torrent()
         self.parsers = None if encrypted else self.make_parsers(not opener_known)
 
     def make_parsers(self, midstream: bool, why: str = "the connection's start was not captured"
                      ) -> tuple[PeerWireParser, PeerWireParser]:
         """Parsers for both directions, sharing what is learnt about the torrent."""
-        return (PeerWireParser(midstream=midstream, torrent=self.torrent, why=why),
-                PeerWireParser(midstream=midstream, torrent=self.torrent, why=why))
+        return tuple(PeerWireParser(midstream=midstream, torrent=self.torrent, why=why,  # type: ignore[return-value]
+                                    keep_payload=self.keep_payload) for _ in range(2))
 
     @property
     def info_hash(self) -> bytes | None:
