@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .extensions import BodyError, decode_body
-from .wire import BLOCK, HANDSHAKE_LEN, HANDSHAKE_PREFIX, PIECE_HEAD, U32
+from .wire import BLOCK, HANDSHAKE_PREFIX, PIECE_HEAD, U32
 
 MAX_BLOCK = 1 << 17  # the largest block any client requests (libtorrent's limit is 128 KiB)
 MAX_FOUND_LEN = MAX_BLOCK + 64  # no message found by a hunt is longer (bitfields, extended bodies too)

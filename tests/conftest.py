@@ -47,6 +47,16 @@ SHARED_MISSING = (
     "(CI puts a copy of shared/ beside the clone; outside CI there may be none)"
 )
 SAMPLE = CAPTURES / "aria2-to-libtorrent.pcap"
+WILD = REPO.parent / "shared" / "wild"
+WILD_MISSING = f"captures from the wild not found at {WILD} (CI puts shared/ beside the clone)"
+
+
+def wild(name: str) -> Path:
+    """A capture from ``../shared/wild``; the test skips (fails under CI) when it is absent."""
+    path = WILD / name
+    if not path.is_file():
+        pytest.skip(WILD_MISSING)
+    return path
 
 HANDSHAKE_PREFIX = b"\x13BitTorrent protocol"
 

@@ -31,13 +31,13 @@ from pathlib import Path
 import pytest
 
 from conftest import (
-    REPO,
     btshark,
     capture_params,
     read_jsonl,
     read_sessions,
     torrent_for,
     torrent_info,
+    wild,
 )
 from inspector.verify import NOTHING_TO_COMPARE
 
@@ -201,15 +201,9 @@ def test_btshark_verify_agrees(capture):
     assert reported == dict(counts)
 
 
-WILD = REPO.parent / "shared" / "wild"
-
-
 @pytest.mark.parametrize("name", ["ethereum", "kerberos", "tls-appdata", "whatsapp", "wireguard"])
 def test_btshark_verify_says_nothing_to_compare_on_other_protocols(tshark, name):
-    capture = WILD / f"not-bittorrent-{name}.pcap"
-    if not capture.exists():
-        pytest.skip(f"{capture} not found")
-    run = btshark("verify", capture)
+    run = btshark("verify", wild(f"not-bittorrent-{name}.pcap"))
     assert (run.returncode, run.stdout.strip()) == (0, NOTHING_TO_COMPARE), run.stderr
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import struct
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TcpConversation, bt_handshake, decode_capture, read_jsonl, read_sessions, write_packets
+from conftest import (
+    REPO, WILD, TcpConversation, bt_handshake, decode_capture, read_jsonl, read_sessions, wild,
+)
 from inspector.detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 
-WILD = REPO.parent / "shared" / "wild"
 SHARED = REPO.parent / "shared" / "captures"
 
 
@@ -238,16 +238,9 @@ def test_length_prefixed_exchange_after_a_syn_is_nothing(tmp_path):
     assert decode_capture(conv.write(tmp_path / "rlpx.pcap")) == ([], [], [])
 
 
-def _wild(name: str) -> Path:
-    path = WILD / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared/wild/ sits beside the clone in CI)")
-    return path
-
-
 @pytest.mark.parametrize("name", ["ethereum", "kerberos", "tls-appdata", "whatsapp", "wireguard"])
 def test_other_protocols_give_no_sessions(name):
-    assert read_sessions(_wild(f"not-bittorrent-{name}.pcap")) == []
+    assert read_sessions(wild(f"not-bittorrent-{name}.pcap")) == []
 
 
 @pytest.mark.parametrize("path", [REPO / "captures" / "libtorrent-mse.pcap", SHARED / "libtorrent-mse.pcap",

@@ -6,20 +6,18 @@ import json
 import socket
 import struct
 import time
-from pathlib import Path
 
 import fastbencode
 import pytest
 
 import wirebuild as wb
+from conftest import wild
 from inspector import events as ev
 from inspector.extensions import (
     MAX_DEPTH, BencodeError, BodyError, bdecode, bdecode_prefix, compact_peers, decode_body, describe,
     extension_names, json_safe,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-MIDSTREAM = REPO.parent / "shared" / "wild" / "ndpi-bittorrent-midstream.pcap"
 
 
 def nested(levels: int, leaf: object = 1) -> object:
@@ -252,13 +250,12 @@ def test_bdecode_prefix_lenient_still_refuses_broken_dicts(body):
 def _utorrent_handshake_body() -> bytes:
     """The first extension handshake body in the nDPI capture: a µTorrent 3.4.5 peer's,
     reassembled here from the capture's TCP segments with scapy."""
-    if not MIDSTREAM.is_file():
-        pytest.skip(f"{MIDSTREAM} not found")
+    capture = wild("ndpi-bittorrent-midstream.pcap")
     from scapy.layers.inet import IP, TCP
     from scapy.utils import rdpcap
 
     segments = {}
-    for pkt in rdpcap(str(MIDSTREAM)):
+    for pkt in rdpcap(str(capture)):
         if IP in pkt and TCP in pkt and pkt[IP].src == "82.57.97.83" and pkt[TCP].dport == 52887:
             segments.setdefault(pkt[TCP].seq, bytes(pkt[TCP].payload))
     stream = b"".join(segments[seq] for seq in sorted(segments))

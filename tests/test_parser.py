@@ -851,12 +851,9 @@ def test_binary_body_of_the_wrong_size_is_malformed(ext_id, payload):
 def test_midstream_utorrent_capture_decodes_its_extension_messages():
     """nDPI's µTorrent capture: every extension handshake decodes (with a note, not
     bad_bencode), and the messages sent after the receiver's handshake are named."""
-    from conftest import REPO, decode_capture
+    from conftest import decode_capture, wild
 
-    capture = REPO.parent / "shared" / "wild" / "ndpi-bittorrent-midstream.pcap"
-    if not capture.is_file():
-        pytest.skip(f"{capture} not found")
-    messages, findings, _ = decode_capture(capture)
+    messages, findings, _ = decode_capture(wild("ndpi-bittorrent-midstream.pcap"))
     assert not [f for f in findings if "disordered" in f.event.detail]
     assert not [f for f in findings if f.event.kind == "bad_bencode" and "(handshake)" in f.event.detail]
     notes = [f.event for f in findings if f.event.kind == "bencode_lenient"]

@@ -16,17 +16,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.utils import PcapReader
 
-from conftest import CAPTURES, REPO, read_jsonl, read_sessions
-
-WILD = REPO.parent / "shared" / "wild"
-WILD_MISSING = f"captures from the wild not found at {WILD} (CI puts shared/ beside the clone)"
-
-
-def wild(name: str) -> Path:
-    path = WILD / name
-    if not path.is_file():
-        pytest.skip(WILD_MISSING)
-    return path
+from conftest import CAPTURES, WILD, WILD_MISSING, read_jsonl, read_sessions, wild
 
 
 def not_bittorrent() -> list:
