@@ -149,6 +149,45 @@ def extract(capture: str, torrent_path: str, outdir: str) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("capture", type=click.Path(dir_okay=True))
+@click.option("--session", "session", required=True, type=int, help="Session id, as `read --sessions` lists them.")
+@click.option("--side", required=True, type=click.Choice(["a", "b"]), help="The side to play (a opened the connection).")
+@click.option("--connect", "connect", multiple=True, metavar="HOST:PORT",
+              help="A live peer to connect to (repeat for several).")
+@click.option("--listen", "listen", metavar="HOST:PORT", help="Wait for live peers here (port 0: any free port).")
+@click.option("--torrent", "torrent_path", type=click.Path(dir_okay=False),
+              help="The .torrent: pieces are hash-checked and announced exactly.")
+@click.option("--speed", default="1", show_default=True, metavar="FACTOR|max",
+              help="Captured pace times FACTOR; max: as fast as the protocol allows.")
+@click.option("--max-initiate", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Connections open at once; other --connect peers wait as spares.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds to wait for a connection, and for a silent peer.")
+@click.option("-w", "write", type=click.Path(dir_okay=False), help="Write what each connection carried as a pcap.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the full report (JSON).")
+@click.option("--allow-remote", is_flag=True, help="Allow peers outside loopback.")
+def replay(capture: str, session: int, side: str, connect: tuple[str, ...], listen: str | None,
+           torrent_path: str | None, speed: str, max_initiate: int, timeout: float, write: str | None,
+           report: str | None, allow_remote: bool) -> None:
+    """Play one side of a captured session against live peers, and compare.
+
+    Exit status 0 when the replayed side did what it did in the capture, 1 when the live
+    peers did not let it (one line says why), 2 on bad input, 130 when interrupted.
+    """
+    from replay.run import Options, ReplayError, parse_address, parse_speed
+    from replay.run import run as play
+
+    try:
+        opts = Options(capture, session, side, [parse_address(a) for a in connect],
+                       parse_address(listen) if listen else None, torrent_path, parse_speed(speed),
+                       max_initiate, timeout, write, report, allow_remote)
+        status = play(opts)
+    except ReplayError as exc:
+        raise Failure(str(exc)) from None
+    sys.exit(status)
+
+
 def _ranges(numbers: list[int]) -> str:
     """``[1, 2, 3, 7]`` as ``1-3, 7``."""
     out: list[str] = []

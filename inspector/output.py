@@ -24,7 +24,7 @@ def printable_id(peer_id: bytes) -> str:
     return safe_text(peer_id.decode("latin-1"))
 
 
-def _fields(event: ev.Event) -> dict:
+def event_fields(event: ev.Event) -> dict:
     """The per-type keys of a record: the JSON contract's names."""
     kind = event.type
     if kind == "piece" and event.missing:
@@ -81,7 +81,7 @@ def record_dict(record: Record) -> dict:
         "id": event.id,
         "size": event.size,
     }
-    out.update(_fields(event))
+    out.update(event_fields(event))
     return out
 
 
@@ -110,7 +110,7 @@ def jsonl_line(record: Record) -> str:
             return f'{line},"missing":{event.missing}}}'
         return line + "}"
 
-    fields = _fields(event)
+    fields = event_fields(event)
     return f"{line},{_encode(fields)[1:]}" if fields else line + "}"
 
 
@@ -135,7 +135,7 @@ def _detail(event: ev.Event) -> str:
         return f"{event.ext_name or 'id ' + str(event.ext_id)} {body}{extra}"
     if kind == "unknown":
         return f"id={event.id} size={event.size}"
-    fields = _fields(event)
+    fields = event_fields(event)
     return " ".join(f"{k}={v}" for k, v in fields.items())
 
 

@@ -46,6 +46,15 @@ _EXTENSION_BIT = reserved_bytes("extension_protocol")
 HIGH_WATER = 1 << 16
 
 
+class Tap(Protocol):
+    """Sees every byte each way, for a record of what was replayed (``-w``, the log)."""
+
+    def opened(self, conn: Connection) -> None: ...
+    def sent(self, conn: Connection, data: bytes) -> None: ...
+    def received(self, conn: Connection, data: bytes) -> None: ...
+    def closed(self, conn: Connection, reason: str) -> None: ...
+
+
 class Connecter(Protocol):
     """What the encoder calls back (the original client's Connecter)."""
 
@@ -76,7 +85,8 @@ class Connection(asyncio.Protocol):
         self.reason: str | None = None
         self.detail = ""
         self.transport: asyncio.Transport | None = None
-        self.parser = PeerWireParser(max_len=encoder.max_len)
+        self.local: Address | None = None
+        self.parser = PeerWireParser(max_len=encoder.max_len, keep_payload=True)  # blocks are checked
         self.parser.ext_names = dict(encoder.ext_names)  # the ids the peer sends us are ours
         self.peer_reserved: bytes | None = None
         self.peer_extensions: dict[str, int] = {}  # from the peer's extension handshake: name -> its id
@@ -105,11 +115,16 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         self.addr = self.addr or transport.get_extra_info("peername")[:2]
+        self.local = transport.get_extra_info("sockname")[:2]
         self.transport.set_write_buffer_limits(high=HIGH_WATER, low=0)
+        if self.encoder.tap is not None:
+            self.encoder.tap.opened(self)
         if self.locally_initiated:
             self._send_handshake()
 
     def data_received(self, data: bytes) -> None:
+        if self.encoder.tap is not None:
+            self.encoder.tap.received(self, data)
         events = self.parser.feed(data)
         if not self._hash_checked and self.parser.info_hash is not None:
             self._hash_checked = True
@@ -142,7 +157,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:  # type: ignore[override]
         if not self.closed:
             self.closed = True
-            self.encoder.connection_lost(self, "closed" if exc is None else "error", str(exc or "peer closed"))
+            reason = "closed" if exc is None else "reset" if isinstance(exc, ConnectionResetError) else "error"
+            self.encoder.connection_lost(self, reason, str(exc or "closed by the peer"))
 
     # -- the handshake -----------------------------------------------------------
 
@@ -186,12 +202,16 @@ class Connection(asyncio.Protocol):
         self.closed = True
         self.reason, self.detail = reason, detail
         self.encoder.connections.pop(self, None)
+        if self.encoder.tap is not None and self.transport is not None:
+            self.encoder.tap.closed(self, reason)
         self.encoder.connecter.connection_lost(self, reason)
 
     # -- sending ---------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
+            if self.encoder.tap is not None:
+                self.encoder.tap.sent(self, data)
             self.transport.write(data)
 
     def send_message(self, message: bytes) -> None:
@@ -277,10 +297,11 @@ class Encoder:
 
     def __init__(self, connecter: Connecter, my_id: bytes, info_hash: bytes, *, max_len: int,
                  keepalive_delay: float, max_initiate: int = 40, reserved: bytes = bytes(8),
-                 ext_handshake: dict | None = None) -> None:
+                 ext_handshake: dict | None = None, tap: Tap | None = None) -> None:
         if len(my_id) != 20 or len(info_hash) != 20 or len(reserved) != 8:
             raise ValueError("my_id and info_hash take 20 bytes, reserved 8")
         self.connecter = connecter
+        self.tap = tap
         self.my_id = my_id
         self.info_hash = info_hash
         self.max_len = max_len
@@ -348,6 +369,10 @@ class Encoder:
         while len(self.connections) < self.max_initiate and self.spares:
             addr = next(iter(self.spares))
             self.start_connection(addr, self.spares.pop(addr))
+
+    @property
+    def listening(self) -> bool:
+        return any(server.is_serving() for server in self._servers)
 
     def ever_got_incoming(self) -> bool:
         return self.everinc
