@@ -7,7 +7,8 @@ enforces by hanging up): pieces are announced right after the handshakes, reques
 go out only to an unchoked peer (or for its allowed-fast pieces) that has the piece,
 and never more at once than the captured side had outstanding; a ``have`` waits
 until the piece is really held; ``not_interested`` waits while the peer still has
-something we want; a choke waits while the peer still wants something we have.
+something we want; a choke waits while the peer still wants something we have, an unchoke until the
+peer is interested.
 Blocks the captured side requested are spread over the live peers that have them
 and asked again elsewhere when a peer chokes, rejects or goes away. Requests from a
 live peer are served from the capture's bytes; what the capture lacks is rejected
@@ -368,6 +369,8 @@ class Player:
             if not p.am_interested:
                 self._send(p, kind)
         elif kind == "unchoke":
+            if not p.peer_interested:
+                return False  # as the original choker: only interested peers are unchoked
             if p.am_choking:
                 self._send(p, kind)
         elif kind == "not_interested":
@@ -482,6 +485,19 @@ class Player:
             return None
         return lost_reason(*self.lost[-1], self)
 
+    def unobtainable(self) -> str | None:
+        """Why the blocks left cannot come from the peers connected, when every one has said what it has."""
+        enc = self.encoder
+        if (self.finished.done() or enc is None or enc.spares or enc.listening or not self.peers
+                or len(enc.connections) > len(self.peers)
+                or not all(p.announced for p in self.peers.values())):
+            return None
+        left = [b for b in self._remaining()] + [b for p in self.peers.values() for b in p.outstanding]
+        if not left or any(p.holds(b[0]) for p in self.peers.values() for b in left):
+            return None
+        pieces = sorted({b[0] for b in left})
+        return f"no live peer has the {len(left)} block(s) left (pieces {_ranges(pieces)})"
+
     def finish(self, failure: str | None) -> None:
         if self.finished.done():
             return
@@ -511,6 +527,16 @@ def lost_reason(addr: str, reason: str, detail: str, complete: bool, player: Pla
     if not complete:
         return f"{addr} closed the connection during the handshake (does it serve this torrent?)"
     return f"{addr} closed the connection {got}"
+
+
+def _ranges(numbers: list[int]) -> str:
+    out: list[list[int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
 
 
 def _strip_errno(detail: str) -> str:

@@ -129,7 +129,7 @@ async def _play(opts: Options, plan: Plan, player: Player, rec: Recorder) -> Non
             if player.finished.done():
                 break
             now = loop.time()
-            why = player.stalled()
+            why = player.stalled() or player.unobtainable()
             if why is None and player.start is None and now - began > opts.timeout:
                 why = _no_peer(opts, player)
             if why is None and player.start is not None and now - player.last_heard > opts.timeout:

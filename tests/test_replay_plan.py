@@ -1,0 +1,111 @@
+"""The replay's plan: what a captured side said and sent, and the block bytes it carried."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from conftest import TcpConversation, bt_handshake, bt_msg, bt_piece, bt_request, torrent_for
+from inspector.extract import read_torrent
+from replay.plan import BlockStore, PlanError, build
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+ARIA2 = REPO / "captures" / "aria2-to-libtorrent.pcap"
+MSE = REPO / "captures" / "libtorrent-mse.pcap"
+
+
+def test_block_store_reads_any_range_across_blocks_and_keeps_the_first_copy():
+    store = BlockStore()
+    data = os.urandom(3 * 100)
+    assert store.add(7, 100, data[100:200]) and store.add(7, 0, data[:100])
+    assert store.covered(7) == 200
+    assert store.read(7, 50, 120) == data[50:170]
+    assert store.read(7, 150, 100) is None  # 200..250 never arrived
+    assert not store.add(7, 150, b"x" * 100)  # overlaps what is held
+    assert store.read(7, 0, 200) == data[:200]
+    assert store.add(7, 250, data[250:]) and store.covered(7) == 200
+    assert store.read(8, 0, 1) is None and store.pieces == [7] and store.nbytes == 250
+    store.close()
+
+
+def test_plan_of_the_downloading_side_asks_every_block_of_the_torrent():
+    torrent = read_torrent(torrent_for(ARIA2))
+    plan = build(str(ARIA2), 1, "a", torrent)
+    try:
+        blocks = {(i, b, 16384) for i in range(len(torrent.hashes)) for b in range(0, torrent.piece_length, 16384)}
+        assert set(plan.requested) == blocks and len(plan.requested) == len(blocks)
+        assert not plan.served and plan.me.client.startswith("libtorrent") and plan.them.client.startswith("aria2")
+        assert plan.me.info_hash == torrent.info_hash and "fast" in plan.me.extensions
+        assert plan.ext_handshake()[b"m"][b"ut_metadata"] == plan.me.extension["m"]["ut_metadata"]
+        # Offsets are from the handshakes, in captured order, and the script holds no handshake.
+        offsets = [s.offset for s in plan.steps]
+        assert offsets == sorted(offsets) and offsets[0] >= 0
+        assert {s.event.type for s in plan.steps} >= {"interested", "request", "have"}
+        assert "handshake" not in {s.event.type for s in plan.steps}
+        assert plan.pipeline > 1  # libtorrent pipelines its requests
+        # Every piece hashed from the capture's bytes: what a seeder would announce.
+        assert plan.have == list(range(len(torrent.hashes)))
+        for i in (0, len(torrent.hashes) - 1):
+            piece = plan.store.read(i, 0, torrent.piece_size(i))
+            assert hashlib.sha1(piece).digest() == torrent.hashes[i]
+    finally:
+        plan.close()
+
+
+def test_plan_without_a_torrent_infers_the_piece_length_and_count():
+    torrent = read_torrent(torrent_for(ARIA2))
+    plan = build(str(ARIA2), 1, "b")
+    try:
+        assert plan.piece_length == torrent.piece_length and plan.piece_count == len(torrent.hashes)
+        assert plan.have == list(range(len(torrent.hashes)))
+        assert len(plan.served) == 64 and not plan.requested
+    finally:
+        plan.close()
+
+
+def test_a_piece_missing_a_block_is_not_announced(tmp_path):
+    conv = TcpConversation().open()
+    ih = b"\x22" * 20
+    conv.send(0, bt_handshake(ih, b"-LT2110-aaaaaaaaaaaa"))
+    conv.send(1, bt_handshake(ih, b"-TR3000-bbbbbbbbbbbb"))
+    for i in range(3):
+        for b in (0, 1000):
+            conv.send(0, bt_request(i, b, 1000))
+    for i in range(3):
+        for b in (0, 1000):
+            if (i, b) != (1, 1000):
+                conv.send(1, bt_piece(i, b, bytes([i]) * 1000))
+    plan = build(str(conv.write(tmp_path / "c.pcap")), 1, "b")
+    try:
+        assert plan.piece_length == 2000 and plan.have == [0, 2]
+        assert plan.served == [(0, 0, 1000), (0, 1000, 1000), (1, 0, 1000), (2, 0, 1000), (2, 1000, 1000)]
+    finally:
+        plan.close()
+
+
+def test_no_such_session_lists_the_ones_there():
+    with pytest.raises(PlanError, match=r"no session 9 in .*its sessions: 1\)"):
+        build(str(ARIA2), 9, "a")
+
+
+def test_an_encrypted_session_is_refused():
+    with pytest.raises(PlanError, match="session 1 is encrypted"):
+        build(str(MSE), 1, "a")
+
+
+def test_a_side_without_its_handshake_is_refused(tmp_path):
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(b"\x33" * 20))
+    conv.send(1, bt_msg(1))  # b's handshake was never captured: it starts mid-stream
+    conv.send(1, bt_msg(1))
+    path = conv.write(tmp_path / "c.pcap")
+    build(str(path), 1, "a").close()
+    with pytest.raises(PlanError, match="side b of session 1 has no captured handshake"):
+        build(str(path), 1, "b")
+
+
+def test_a_torrent_of_another_info_hash_is_refused():
+    other = REPO / "captures" / "transmission-to-libtorrent.torrent"
+    with pytest.raises(PlanError, match="is not the session's"):
+        build(str(ARIA2), 1, "a", read_torrent(other))
