@@ -116,6 +116,9 @@ class Player:
         self.incoming = BlockStore() if plan.torrent is not None else None
         self.lost: list[tuple[str, str, str, bool]] = []  # (peer, reason, detail, after the handshake)
         self._timer: asyncio.TimerHandle | None = None
+        # Addresses not yet handed to the encoder: it keeps only max_initiate spares (the
+        # original expected the tracker to hand out more later), so they are fed as room frees.
+        self.to_connect: deque[tuple[str, int]] = deque()
         self.served_peer = False  # some peer was satisfied by what we serve
 
     # -- the encoder's callbacks ------------------------------------------------------
@@ -151,7 +154,17 @@ class Player:
                 if block not in self.received:
                     self.wanted[block] = None
         if not self.finished.done():
+            self._top_up()
             self._pump()
+
+    def connect(self, addrs: list[tuple[str, int]]) -> None:
+        self.to_connect.extend(addrs)
+        self._top_up()
+
+    def _top_up(self) -> None:
+        enc = self.encoder
+        while self.to_connect and (len(enc.connections) < enc.max_initiate or len(enc.spares) < enc.max_initiate):
+            enc.start_connection(self.to_connect.popleft())
 
     def connection_flushed(self, conn: Connection) -> None:
         p = self.peers.get(conn)
@@ -447,11 +460,11 @@ class Player:
     def _prune(self) -> None:
         """Hang up on a peer with nothing for us and nothing to get from us when others wait."""
         enc = self.encoder
-        if not enc.spares:
+        if not enc.spares and not self.to_connect:
             return
         for p in list(self.peers.values()):
             if (p.announced and not p.outstanding and not p.queue and not self._wants_from(p)
-                    and not (p.peer_interested and self._lacks(p))):
+                    and not (self.plan.serves and p.peer_interested and self._lacks(p))):
                 p.conn.close("done", "nothing more to get from it")
 
     # -- the end ---------------------------------------------------------------------------------
@@ -477,7 +490,7 @@ class Player:
         """Why the replay can no longer succeed, if it cannot."""
         if self.finished.done() or self.encoder is None:
             return None
-        if self.peers or self.encoder.connections or self.encoder.spares:
+        if self.peers or self.encoder.connections or self.encoder.spares or self.to_connect:
             return None
         if self.plan.serves and not self.plan.requested and self.encoder.listening:
             return None  # a listener waits for the next peer
@@ -488,7 +501,7 @@ class Player:
     def unobtainable(self) -> str | None:
         """Why the blocks left cannot come from the peers connected, when every one has said what it has."""
         enc = self.encoder
-        if (self.finished.done() or enc is None or enc.spares or enc.listening or not self.peers
+        if (self.finished.done() or enc is None or enc.spares or self.to_connect or enc.listening or not self.peers
                 or len(enc.connections) > len(self.peers)
                 or not all(p.announced for p in self.peers.values())):
             return None

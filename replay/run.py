@@ -121,8 +121,7 @@ async def _play(opts: Options, plan: Plan, player: Player, rec: Recorder) -> Non
                 player.finish(f"cannot listen on {hostport(opts.listen)}: {exc.strerror or exc}")
             else:
                 print(f"btshark: replay: listening on {hostport(bound)}", file=sys.stderr, flush=True)
-        for addr in opts.connect:
-            enc.start_connection(addr)
+        player.connect(opts.connect)
         began = loop.time()
         while not player.finished.done():
             await asyncio.wait([player.finished], timeout=min(0.25, opts.timeout / 4))
