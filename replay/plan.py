@@ -171,7 +171,6 @@ def build(capture: str, session: int, side: str, torrent: Torrent | None = None)
     store = BlockStore()
     ids = (Identity(), Identity())
     steps: tuple[list, list] = ([], [])
-    blocks: dict[Block, bytes | None] = {}
     conflicts: list[Block] = []
     handshakes: list[float | None] = [None, None]
     found = None

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 
 from conftest import btshark_command, read_jsonl, torrent_for
 from inspector.extract import extract, read_torrent

@@ -109,3 +109,36 @@ def test_a_torrent_of_another_info_hash_is_refused():
     other = REPO / "captures" / "transmission-to-libtorrent.torrent"
     with pytest.raises(PlanError, match="is not the session's"):
         build(str(ARIA2), 1, "a", read_torrent(other))
+
+
+def test_differences_name_the_client_extensions_counts_order_and_blocks():
+    from replay.compare import differences
+    from replay.record import ConnLog
+
+    plan = build(str(ARIA2), 1, "a")  # the live peer stands where aria2 stood
+    try:
+        hs = {"dir": "received", "type": "handshake", "peer_id": b"-TR3000-xxxxxxxxxxxx".hex(),
+              "reserved": bytes(8).hex()}
+        ext = {"dir": "received", "type": "extended", "ext_id": 0, "data": {"m": {"ut_pex": 1}}}
+        pieces = [{"dir": "received", "type": "piece", "index": i, "begin": b, "length": 16384}
+                  for i in range(16) for b in range(0, 65536, 16384) if (i, b) != (15, 49152)]
+        extra = {"dir": "received", "type": "piece", "index": 0, "begin": 1, "length": 16384}
+        log = ConnLog("127.0.0.1:1", "127.0.0.1:2", True, 0.0,
+                      messages=[hs, ext, {"dir": "received", "type": "have_all"},
+                                {"dir": "received", "type": "unchoke"}, *pieces, extra,
+                                {"dir": "sent", "type": "interested"}])
+        found = {d["what"]: d for d in differences(plan, log)}
+        assert found["client"]["captured"].startswith("aria2") and found["client"]["live"].startswith("Transmission")
+        assert found["extensions"] == {"peer": "127.0.0.1:1", "what": "extensions",
+                                       "captured": ["extension_protocol", "fast"], "live": []}
+        assert found["extension_names"]["captured"] == ["ut_metadata"] and found["extension_names"]["live"] == ["ut_pex"]
+        assert found["count:allowed_fast"]["live"] == 0 and found["count:allowed_fast"]["captured"] == 10
+        assert "count:piece" not in found  # 63 + 1 extra = 64, as captured
+        order = found["order"]  # both begin with have_all; then aria2 allowed fast pieces, this peer did not
+        assert order["captured"][0] == "allowed_fast" and order["live"][:2] == ["unchoke", "piece"]
+        assert order["detail"].endswith("at step 2")
+        assert found["pieces_missing"]["captured"] == 1 and "15/49152+16384" in found["pieces_missing"]["detail"]
+        assert found["pieces_extra"]["live"] == 1 and "0/1+16384" in found["pieces_extra"]["detail"]
+        assert "requests_missing" not in found and "count:interested" not in found  # ours are not theirs
+    finally:
+        plan.close()

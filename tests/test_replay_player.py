@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import pytest
 
 from conftest import torrent_for
 from inspector import events as ev
