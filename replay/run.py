@@ -98,9 +98,14 @@ def load(opts: Options) -> Plan:
         except ExtractError as exc:
             raise ReplayError(str(exc)) from None
     try:
-        return build(opts.capture, opts.session, opts.side, torrent)
+        plan = build(opts.capture, opts.session, opts.side, torrent)
     except PlanError as exc:
         raise ReplayError(str(exc)) from None
+    if plan.serves and not plan.requested and not plan.have:
+        plan.close()
+        raise ReplayError(f"side {opts.side} of session {opts.session} served blocks, but the capture holds "
+                          "no whole piece of them: nothing to announce")
+    return plan
 
 
 async def _play(opts: Options, plan: Plan, player: Player, rec: Recorder) -> None:

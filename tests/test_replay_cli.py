@@ -218,3 +218,17 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report_and_the_pcap(tmp_path)
     assert sent[:2] == ["handshake", "extended"] and "interested" in sent
     decoded = [r["type"] for r in read_jsonl(pcap)]
     assert decoded.count("handshake") == 2 and "interested" in decoded and "have_all" in decoded
+
+
+def test_a_seeder_whose_capture_holds_no_whole_piece_is_refused(tmp_path):
+    from conftest import bt_piece, bt_request
+    conv = TcpConversation().open()
+    conv.send(0, bt_handshake(INFO_HASH, b"-LT2110-aaaaaaaaaaaa"))
+    conv.send(1, bt_handshake(INFO_HASH, b"-TR3000-bbbbbbbbbbbb"))
+    for i in range(2):
+        conv.send(0, bt_request(i, 0, 1000) + bt_request(i, 1000, 1000))
+        conv.send(1, bt_piece(i, 0, bytes(1000)))  # the second block of each piece never came
+    path = conv.write(tmp_path / "c.pcap")
+    run = replay(str(path), "--session", "1", "--side", "b", "--listen", "127.0.0.1:0")
+    assert run.returncode == 2
+    assert error_line(run).endswith("the capture holds no whole piece of them: nothing to announce")
