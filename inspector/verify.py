@@ -358,8 +358,16 @@ def wireshark_messages(
     tshark 4.0 shows a message in the frame where it *starts* (btshark: where it ends);
     frames are not compared.
     """
+    import asyncio
+
     import pyshark  # imported here so `btshark read` never pays for it
 
+    # pyshark asks asyncio for "the current loop", which asyncio.run() leaves unset
+    # behind it: give this thread one, as pyshark expects.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     ports = sorted({int(p) for p in ports})
     capture = pyshark.FileCapture(
         os.fspath(capture),
