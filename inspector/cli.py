@@ -118,13 +118,14 @@ def verify(capture: str, verbose: bool) -> None:
 @cli.command()
 @click.argument("capture", type=click.Path(dir_okay=False))
 @click.option("--torrent", "torrent_path", required=True, type=click.Path(dir_okay=False),
-              help="The .torrent the transfer belongs to (v1).")
+              help="The .torrent the transfer belongs to (v1, v2 or hybrid).")
 @click.option("-o", "outdir", required=True, type=click.Path(file_okay=False), help="Folder to write the files into.")
 def extract(capture: str, torrent_path: str, outdir: str) -> None:
     """Rebuild the torrent's files from the pieces CAPTURE holds, each hash-checked.
 
     Exit status 0 when every piece was captured and verified, 1 when some were not
     (they are listed, and files touching them are not written), 2 on bad input.
+    Blocks captured twice with different bytes are listed either way.
     """
     from .capfile import CaptureError
     from .extract import ExtractError, read_torrent
@@ -137,15 +138,24 @@ def extract(capture: str, torrent_path: str, outdir: str) -> None:
         raise Failure(str(exc)) from None
     except OSError as exc:
         raise Failure(f"cannot write to {outdir}: {exc.strerror or exc}") from None
-    total = len(torrent.hashes)
-    click.echo(f"{len(result.verified)} of {total} pieces verified; {len(result.written)} file(s) written to {outdir}")
+    click.echo(f"{len(result.verified)} of {torrent.pieces} pieces verified; "
+               f"{len(result.written)} file(s) written to {outdir}")
     if result.missing:
         click.echo(f"not in the capture: pieces {_ranges(result.missing)}")
     if result.bad:
         click.echo(f"captured but failing their hash: pieces {_ranges(result.bad)}")
+    if result.split:
+        click.echo(f"captured but v1 and v2 hashes disagree: pieces {_ranges(result.split)}")
+    for c in result.conflicts:
+        first, last = c.earlier
+        earlier = f"frame {first}" if first == last else f"frames {first}-{last}"
+        click.echo(f"block seen twice with different bytes: piece {c.piece} begin {c.begin} length {c.length} "
+                   f"in frame {c.frame} (the piece's earlier bytes: {earlier})")
+    if result.unlisted:
+        click.echo(f"{result.unlisted} more block(s) seen twice with different bytes")
     if result.incomplete:
-        click.echo(f"not written (pieces missing): {', '.join(result.incomplete)}")
-    if result.missing or result.bad:
+        click.echo(f"not written (pieces missing or failing): {', '.join(result.incomplete)}")
+    if result.missing or result.bad or result.split:
         sys.exit(1)
 
 
