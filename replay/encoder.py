@@ -31,7 +31,7 @@ import fastbencode
 from inspector import events as ev
 from inspector.parser import PeerWireParser
 from inspector.wire import (
-    BLOCK, HANDSHAKE_PREFIX, HASH_HEAD, PIECE_HEAD, U16, U32, MessageId, reserved_bytes,
+    BLOCK, HANDSHAKE_PREFIX, HASH_HEAD, U16, U32, MessageId, reserved_bytes,
 )
 
 Address = tuple[str, int]
@@ -41,6 +41,7 @@ CLOSING = frozenset({"bad_protocol", "oversize", "info_hash_mismatch", "self_con
                      "duplicate_peer_id", "peer_id_mismatch"})
 
 _HEAD = struct.Struct(">IB")  # length prefix, message id
+_PIECE = struct.Struct(">IBII")  # a piece message's head: length prefix, id, index, begin
 _EXTENSION_BIT = reserved_bytes("extension_protocol")
 # Write-buffer watermarks: paused above HIGH, flushed (as the original meant it) at empty.
 HIGH_WATER = 1 << 16
@@ -243,7 +244,7 @@ class Connection(asyncio.Protocol):
         self._write(_message(MessageId.REQUEST, BLOCK.pack(index, begin, length)))
 
     def send_piece(self, index: int, begin: int, block: bytes) -> None:
-        self._write(_message(MessageId.PIECE, PIECE_HEAD.pack(index, begin) + block))
+        self._write(_PIECE.pack(9 + len(block), MessageId.PIECE, index, begin) + block)  # one copy of the block
 
     def send_cancel(self, index: int, begin: int, length: int) -> None:
         self._write(_message(MessageId.CANCEL, BLOCK.pack(index, begin, length)))

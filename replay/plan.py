@@ -49,6 +49,19 @@ class BlockStore:
         self._size += len(data)
         return True
 
+    def has(self, index: int, begin: int, length: int) -> bool:
+        """Whether every byte of the range is held (no reading)."""
+        at, end = begin, begin + length
+        spans = self._pieces.get(index, ())
+        i = max(0, bisect.bisect_right(spans, (begin, float("inf"))) - 1)
+        while at < end and i < len(spans):
+            b, e, _ = spans[i]
+            if b > at:
+                return False
+            at = max(at, e)
+            i += 1
+        return at >= end
+
     def covered(self, index: int) -> int:
         """Bytes from the piece's start held without a gap."""
         end = 0
@@ -192,12 +205,13 @@ def build(capture: str, session: int, side: str, torrent: Torrent | None = None)
             if kind == "extended" and event.ext_id == 0 and isinstance(event.data, dict) and not who.extension:
                 who.extension = event.data
                 continue
-            steps[record.side].append((record.ts, event))
-            if kind == "piece" and event.data is not None and not event.missing:
-                if not store.add(event.index, event.begin, event.data):
+            if kind == "piece" and event.data is not None:
+                if not event.missing and not store.add(event.index, event.begin, event.data):
                     held = store.read(event.index, event.begin, event.length)
                     if held is not None and held != event.data:
                         conflicts.append((event.index, event.begin, event.length))
+                event = ev.Piece(event.index, event.begin, event.length, event.missing)  # the bytes stay on disk
+            steps[record.side].append((record.ts, event))
     except CaptureError as exc:
         store.close()
         raise PlanError(str(exc)) from None

@@ -116,6 +116,7 @@ class Player:
         self.incoming = BlockStore() if plan.torrent is not None else None
         self.lost: list[tuple[str, str, str, bool]] = []  # (peer, reason, detail, after the handshake)
         self._timer: asyncio.TimerHandle | None = None
+        self._pump_soon = False
         # Addresses not yet handed to the encoder: it keeps only max_initiate spares (the
         # original expected the tracker to hand out more later), so they are fed as room frees.
         self.to_connect: deque[tuple[str, int]] = deque()
@@ -142,7 +143,9 @@ class Player:
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(p, event)
-        self._pump()
+        if not self._pump_soon:  # once per burst of messages, not once per message
+            self._pump_soon = True
+            self.loop.call_soon(self._pump)
 
     def connection_lost(self, conn: Connection, reason: str) -> None:
         p = self.peers.pop(conn, None)
@@ -255,7 +258,7 @@ class Player:
 
     def _on_request(self, p: Peer, e: ev.Request) -> None:
         block = (e.index, e.begin, e.length)
-        data_ok = e.index in self.holding and self.plan.store.read(*block) is not None
+        data_ok = e.index in self.holding and self.plan.store.has(*block)
         if data_ok and (not p.am_choking or (p.fast and e.index in p.fast_sent)):
             p.queue.append(block)
             self._serve(p)
@@ -323,6 +326,7 @@ class Player:
 
     def _pump(self) -> None:
         """Play whatever is due and allowed, hand out requests, and see whether we are done."""
+        self._pump_soon = False
         if self.finished.done():
             return
         now = self.loop.time()

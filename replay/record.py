@@ -49,9 +49,10 @@ class ConnLog:
 class Recorder:
     """The encoder's tap: every connection's bytes, decoded into the log and written to the pcap."""
 
-    def __init__(self, pcap: PcapWriter | None = None, heard=None) -> None:
+    def __init__(self, pcap: PcapWriter | None = None, heard=None, *, log_sent: bool = True) -> None:
         self.t0 = time.monotonic()
         self.pcap = pcap
+        self.log_sent = log_sent  # what we sent is only needed for the report
         self.heard = heard  # called on every byte received: the silence clock
         self.logs: list[ConnLog] = []
         self._by_conn: dict[Connection, tuple[ConnLog, tuple[PeerWireParser, PeerWireParser], Flow | None]] = {}
@@ -78,6 +79,10 @@ class Recorder:
             log.bytes_received += len(data)
         else:
             log.bytes_sent += len(data)
+        if flow is not None:
+            flow.data(conn.locally_initiated == (direction == 0), data, time.time())
+        if not direction and not self.log_sent:
+            return
         t = self._now()
         name = ("sent", "received")[direction]
         for event in parsers[direction].feed(data):
@@ -88,8 +93,6 @@ class Recorder:
             if event.type == "handshake" and direction:
                 log.peer_id = event.peer_id
             log.messages.append({"t": t, "dir": name, "type": event.type, "id": event.id, **event_fields(event)})
-        if flow is not None:
-            flow.data(conn.locally_initiated == (direction == 0), data, time.time())
 
     def sent(self, conn: Connection, data: bytes) -> None:
         self._feed(conn, data, 0)

@@ -184,7 +184,7 @@ def _run(opts: Options, plan: Plan) -> int:
             Path(opts.report).touch()
         except OSError as exc:
             raise ReplayError(f"cannot write {opts.report}: {exc.strerror or exc}") from None
-    rec = Recorder(pcap)
+    rec = Recorder(pcap, log_sent=opts.report is not None)
     started = time.time()
     downloading = bool(plan.requested)
     progress = Progress(len(plan.requested) if downloading else 0, "received" if downloading else "served")
