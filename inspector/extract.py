@@ -388,6 +388,24 @@ def _verdicts(t: Torrent, index: int, piece: bytes, spans: list[tuple[File, int,
     return out
 
 
+def piece_checker(torrent: Torrent):
+    """``check(index, piece) -> bool``: a piece's file bytes against every hash the torrent has for it
+    (the padding after a file's last byte, never sent, counts as the zeros it is)."""
+    spans = list(_spans(torrent))
+
+    def check(index: int, piece: bytes) -> bool:
+        piece += bytes(torrent.piece_size(index) - len(piece))
+        verdicts = _verdicts(torrent, index, piece, spans[index]) if index < len(spans) else []
+        return bool(verdicts) and all(verdicts)
+
+    return check
+
+
+def wire_sizes(torrent: Torrent) -> list[int]:
+    """Per piece, the bytes peers send of it: up to its last file byte (v2 and pad files end short)."""
+    return [max((end for _, _, end in here), default=0) for here in _spans(torrent)]
+
+
 def _write_files(work: BinaryIO, torrent: Torrent, outdir: Path, good: set[int], result: Result) -> None:
     size = torrent.piece_length
     for f in torrent.files:

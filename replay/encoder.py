@@ -87,6 +87,7 @@ class Connection(asyncio.Protocol):
         self.detail = ""
         self.transport: asyncio.Transport | None = None
         self.local: Address | None = None
+        self.info_hash = encoder.info_hash  # the one we send (the initiator's choice)
         self.parser = PeerWireParser(max_len=encoder.max_len, keep_payload=True)  # blocks are checked
         self.parser.ext_names = dict(encoder.ext_names)  # the ids the peer sends us are ours
         self.peer_reserved: bytes | None = None
@@ -129,9 +130,10 @@ class Connection(asyncio.Protocol):
         events = self.parser.feed(data)
         if not self._hash_checked and self.parser.info_hash is not None:
             self._hash_checked = True
-            if self.parser.info_hash != self.encoder.info_hash:
+            if self.parser.info_hash not in self.encoder.info_hashes:
                 self.close("info_hash_mismatch", f"info hash {self.parser.info_hash.hex()} is not ours")
                 return
+            self.info_hash = self.parser.info_hash  # a hybrid torrent's receiver answers in kind
             if not self.locally_initiated:
                 self._send_handshake()
         for event in events:
@@ -165,7 +167,7 @@ class Connection(asyncio.Protocol):
 
     def _send_handshake(self) -> None:
         enc = self.encoder
-        self._write(HANDSHAKE_PREFIX + enc.reserved + enc.info_hash + enc.my_id)
+        self._write(HANDSHAKE_PREFIX + enc.reserved + self.info_hash + enc.my_id)
 
     def _read_peer_id(self, hs: ev.Handshake) -> None:
         s = hs.peer_id
@@ -293,18 +295,23 @@ class Encoder:
 
     Must be made inside a running event loop (the keep-alive timer starts at once).
     ``ext_handshake`` is the BEP 10 handshake dictionary, with bytes keys as
-    fastbencode takes them (e.g. ``{b"m": {b"ut_metadata": 3}}``).
+    fastbencode takes them (e.g. ``{b"m": {b"ut_metadata": 3}}``). ``info_hashes``
+    are other names the torrent goes by (a hybrid torrent's v1 and v2 hashes): a
+    peer naming one of them is accepted, and an incoming one is answered with it.
     """
 
     def __init__(self, connecter: Connecter, my_id: bytes, info_hash: bytes, *, max_len: int,
                  keepalive_delay: float, max_initiate: int = 40, reserved: bytes = bytes(8),
-                 ext_handshake: dict | None = None, tap: Tap | None = None) -> None:
+                 ext_handshake: dict | None = None, tap: Tap | None = None,
+                 info_hashes: frozenset[bytes] = frozenset()) -> None:
         if len(my_id) != 20 or len(info_hash) != 20 or len(reserved) != 8:
             raise ValueError("my_id and info_hash take 20 bytes, reserved 8")
         self.connecter = connecter
         self.tap = tap
         self.my_id = my_id
         self.info_hash = info_hash
+        # Every info hash a peer may name this torrent by (v1 and v2 of a hybrid torrent).
+        self.info_hashes = frozenset({info_hash, *info_hashes})
         self.max_len = max_len
         self.keepalive_delay = keepalive_delay
         self.max_initiate = max_initiate

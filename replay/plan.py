@@ -10,15 +10,15 @@ a 256 MiB session costs a file on disk and a small index in memory, never the da
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inspector import events as ev
 from inspector.capfile import CaptureError
 from inspector.clients import identify
-from inspector.extract import Torrent
+from inspector.extract import Torrent, piece_checker, wire_sizes
 from inspector.pipeline import CaptureDecode
 from inspector.wire import reserved_names
 
@@ -150,18 +150,28 @@ class Plan:
     piece_length: int = 0
     piece_count: int = 0
     have: list[int] = field(default_factory=list)  # pieces complete in the capture: what a seeder announces
+    check: Callable[[int, bytes], bool] | None = None  # a whole piece against the torrent (v1 and/or v2)
+    sizes: list[int] = field(default_factory=list)  # per piece, the bytes sent of it (from the torrent)
 
     @property
     def info_hash(self) -> bytes:
         return self.me.info_hash  # type: ignore[return-value]
 
     @property
+    def info_hashes(self) -> frozenset[bytes]:
+        """Every name of the torrent: the .torrent's, or both captured handshakes'."""
+        if self.torrent is not None:
+            return self.torrent.info_hashes
+        return frozenset(h for h in (self.me.info_hash, self.them.info_hash) if h is not None)
+
+    @property
     def serves(self) -> bool:
         return bool(self.served)
 
     def piece_size(self, index: int) -> int:
-        if self.torrent is not None:
-            return self.torrent.piece_size(index)
+        """The bytes of piece ``index`` a peer sends."""
+        if self.sizes:
+            return self.sizes[index]
         return self.piece_length
 
     def ext_handshake(self) -> dict:
@@ -228,7 +238,7 @@ def build(capture: str, session: int, side: str, torrent: Torrent | None = None)
         if me.info_hash is None:
             raise PlanError(f"side {side} of session {session} has no captured handshake: "
                             "its peer id, info hash and reserved bytes are unknown")
-        if torrent is not None and torrent.info_hash != me.info_hash:
+        if torrent is not None and me.info_hash not in torrent.info_hashes:
             raise PlanError(f"the torrent's info hash {torrent.info_hash.hex()} is not the session's "
                             f"{me.info_hash.hex()}")
     except PlanError:
@@ -273,10 +283,11 @@ def _pieces(plan: Plan, steps: tuple[list, list]) -> None:
     """Piece length, count and the pieces the capture holds whole (from the torrent when given)."""
     store, torrent = plan.store, plan.torrent
     if torrent is not None:
-        plan.piece_length, plan.piece_count = torrent.piece_length, len(torrent.hashes)
+        plan.piece_length, plan.piece_count = torrent.piece_length, torrent.pieces
+        check = plan.check = piece_checker(torrent)
+        plan.sizes = wire_sizes(torrent)
         plan.have = [i for i in store.pieces if i < plan.piece_count
-                     and (data := store.read(i, 0, torrent.piece_size(i))) is not None
-                     and hashlib.sha1(data).digest() == torrent.hashes[i]]
+                     and (data := store.read(i, 0, plan.sizes[i])) is not None and check(i, data)]
         return
     # Without a torrent: the length is the longest gap-free run a piece starts with, the
     # count comes from a bitfield; the last piece may be shorter, and counts when every

@@ -112,7 +112,7 @@ async def _play(opts: Options, plan: Plan, player: Player, rec: Recorder) -> Non
     loop = asyncio.get_running_loop()
     enc = Encoder(player, plan.me.peer_id, plan.info_hash, max_len=MAX_LEN, keepalive_delay=KEEPALIVE,
                   max_initiate=opts.max_initiate, reserved=plan.me.reserved,
-                  ext_handshake=plan.ext_handshake(), tap=rec)
+                  ext_handshake=plan.ext_handshake(), tap=rec, info_hashes=plan.info_hashes)
     player.encoder = enc
     rec.heard = player.heard
     interrupt = lambda: player.finish(INTERRUPTED)  # noqa: E731

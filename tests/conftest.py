@@ -339,3 +339,11 @@ def tshark() -> str:
 # C0 controls other than newline, DEL and C1 controls: must never reach a terminal.
 UNSAFE_CHARS = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]) - {"\n"}
 
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory):
+    """A v2-only and a hybrid torrent of the same files, made by libtorrent (``live.v2_torrents``)."""
+    pytest.importorskip("libtorrent")
+    from live import v2_torrents
+
+    return v2_torrents(tmp_path_factory.mktemp("v2"))

@@ -455,3 +455,53 @@ class LoopbackWatch:
             self.stop()
         elif not self._stopped:
             self._end()  # the test already failed: keep its error, not a complaint about the capture
+
+
+# --------------------------------------------------------------------------- v2 (BEP 52) and hybrid torrents
+
+PIECE = 32 << 10
+FILES = {"a.bin": 40000, "c.bin": 5000, "sub/b.bin": 70000}  # none a whole number of pieces
+BLOCK = 16 << 10
+
+
+@dataclass(frozen=True)
+class Made:
+    """A libtorrent-made torrent of FILES, and the wire facts its layout gives."""
+
+    torrent: Path
+    seed: Path  # the folder holding the torrent's folder
+    pieces: int
+    v1_hash: bytes | None  # the SHA-1 info hash (hybrid only)
+    v2_hash: bytes  # the SHA-256 info hash, truncated to 20 bytes as handshakes carry it
+    blocks: tuple[tuple[int, int, bytes], ...]  # (index, begin, bytes) of every 16 KiB block of file data
+    piece_files: tuple[str, ...]  # per piece, the path of the file whose bytes it holds
+
+
+def v2_torrents(root: Path) -> dict[str, Made]:
+    """The same random FILES as a v2-only torrent and as a hybrid one (libtorrent 2's default), made
+    by libtorrent under ``root``."""
+    import libtorrent as lt
+
+    seed = root / "seed"
+    for path, size in FILES.items():
+        (seed / "multi" / path).parent.mkdir(parents=True, exist_ok=True)
+        (seed / "multi" / path).write_bytes(os.urandom(size))
+    out = {}
+    for kind, flags in (("v2", lt.create_torrent.v2_only), ("hybrid", 0)):
+        creator = lt.create_torrent(lt.list_files(str(seed / "multi")), PIECE, flags)
+        lt.set_piece_hashes(creator, str(seed))
+        torrent = root / f"{kind}.torrent"
+        torrent.write_bytes(lt.bencode(creator.generate()))
+        info = lt.torrent_info(str(torrent))
+        hashes, layout = info.info_hashes(), info.layout()
+        blocks = []
+        for i in range(layout.num_files()):
+            if layout.file_flags(i) & lt.file_storage.flag_pad_file:
+                continue
+            data, start = (seed / layout.file_path(i)).read_bytes(), layout.file_offset(i)
+            blocks += [((start + at) // PIECE, (start + at) % PIECE, data[at : at + BLOCK])
+                       for at in range(0, len(data), BLOCK)]
+        owners = tuple(layout.file_path(layout.file_index_at_piece(p)) for p in range(info.num_pieces()))
+        out[kind] = Made(torrent, seed, info.num_pieces(), hashes.v1.to_bytes() if hashes.has_v1() else None,
+                         hashes.v2.to_bytes()[:20], tuple(blocks), owners)
+    return out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tracemalloc
-from dataclasses import dataclass
 from pathlib import Path
 
 import fastbencode
@@ -18,7 +17,8 @@ from inspector import events as ev
 from inspector import merkle
 from inspector.parser import PeerWireParser
 from inspector.extract import extract, read_torrent
-from live import LOCALHOST, LoopbackWatch, LtPeer, make_torrent, needs_libtorrent, needs_tcpdump
+from live import (BLOCK, FILES, LOCALHOST, LoopbackWatch, LtPeer, make_torrent, needs_libtorrent,
+                  needs_tcpdump)
 
 PLAIN = ["aria2-to-libtorrent", "transmission-to-libtorrent", "libtorrent-to-libtorrent", "libtorrent-utp"]
 
@@ -91,9 +91,6 @@ def test_parser_keeps_payloads_only_when_asked():
 
 # --------------------------------------------------------------------------- v2 (BEP 52) and hybrid torrents
 
-PIECE = 32 << 10
-FILES = {"a.bin": 40000, "c.bin": 5000, "sub/b.bin": 70000}  # none a whole number of pieces
-BLOCK = 16 << 10
 
 
 @needs_libtorrent
@@ -120,49 +117,6 @@ def test_merkle_hashes_are_libtorrents(tmp_path, piece_length):
         mine = [merkle.piece_hash(blob[i : i + piece_length], piece_length) for i in range(0, len(blob), piece_length)]
         assert mine == layer, name
         assert merkle.layer_root(layer, piece_length) == root, name
-
-
-@dataclass(frozen=True)
-class Made:
-    """A libtorrent-made torrent of FILES, and the wire facts its layout gives."""
-
-    torrent: Path
-    seed: Path  # the folder holding the torrent's folder
-    pieces: int
-    v1_hash: bytes | None  # the SHA-1 info hash (hybrid only)
-    v2_hash: bytes  # the SHA-256 info hash, truncated to 20 bytes as handshakes carry it
-    blocks: tuple[tuple[int, int, bytes], ...]  # (index, begin, bytes) of every 16 KiB block of file data
-    piece_files: tuple[str, ...]  # per piece, the path of the file whose bytes it holds
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> dict[str, Made]:
-    """The same files as a v2-only torrent and as a hybrid one (libtorrent 2's default)."""
-    lt = pytest.importorskip("libtorrent")
-    root = tmp_path_factory.mktemp("v2")
-    seed = root / "seed"
-    for path, size in FILES.items():
-        (seed / "multi" / path).parent.mkdir(parents=True, exist_ok=True)
-        (seed / "multi" / path).write_bytes(os.urandom(size))
-    out = {}
-    for kind, flags in (("v2", lt.create_torrent.v2_only), ("hybrid", 0)):
-        creator = lt.create_torrent(lt.list_files(str(seed / "multi")), PIECE, flags)
-        lt.set_piece_hashes(creator, str(seed))
-        torrent = root / f"{kind}.torrent"
-        torrent.write_bytes(lt.bencode(creator.generate()))
-        info = lt.torrent_info(str(torrent))
-        hashes, layout = info.info_hashes(), info.layout()
-        blocks = []
-        for i in range(layout.num_files()):
-            if layout.file_flags(i) & lt.file_storage.flag_pad_file:
-                continue
-            data, start = (seed / layout.file_path(i)).read_bytes(), layout.file_offset(i)
-            blocks += [((start + at) // PIECE, (start + at) % PIECE, data[at : at + BLOCK])
-                       for at in range(0, len(data), BLOCK)]
-        owners = tuple(layout.file_path(layout.file_index_at_piece(p)) for p in range(info.num_pieces()))
-        out[kind] = Made(torrent, seed, info.num_pieces(), hashes.v1.to_bytes() if hashes.has_v1() else None,
-                         hashes.v2.to_bytes()[:20], tuple(blocks), owners)
-    return out
 
 
 def _files(folder: Path) -> dict[str, bytes]:
