@@ -24,6 +24,7 @@ from inspector import events as ev
 
 from .encoder import HIGH_WATER, Connection, Encoder
 from .plan import Block, BlockStore, Plan
+from .record import hostport
 
 ANNOUNCES = ("bitfield", "have_all", "have_none")
 # Captured messages that are the protocol's answers, played live instead of from the script.
@@ -120,6 +121,7 @@ class Player:
         # original expected the tracker to hand out more later), so they are fed as room frees.
         self.to_connect: deque[tuple[str, int]] = deque()
         self.served_peer = False  # some peer was satisfied by what we serve
+        self.peer_blocks: dict[tuple[str, str], dict[str, int]] = {}  # per connection, once it ended
 
     # -- the encoder's callbacks ------------------------------------------------------
 
@@ -149,6 +151,10 @@ class Player:
     def connection_lost(self, conn: Connection, reason: str) -> None:
         p = self.peers.pop(conn, None)
         self.lost.append((_addr(conn), reason, conn.detail, conn.complete))
+        if p is not None:
+            self.peer_blocks[(_addr(conn), hostport(conn.local))] = {
+                "received": p.blocks_in, "unasked": p.unexpected, "served": p.served,
+                "rejected": p.rejected, "ignored": p.ignored}
         if p is not None and p.served and not p.queue and reason == "closed":
             self.served_peer = True  # it took what it asked for and left
         if p is not None:
@@ -563,10 +569,7 @@ def _strip_errno(detail: str) -> str:
 
 
 def _addr(conn: Connection) -> str:
-    if conn.addr is None:
-        return "?"
-    host, port = conn.addr[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return hostport(conn.addr)
 
 
 def _announced(plan: Plan) -> list[int]:

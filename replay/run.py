@@ -251,12 +251,14 @@ def _report(opts: Options, plan: Plan, player: Player, rec: Recorder, started: f
         "bytes": {"received": t.bytes_in, "sent": t.bytes_out},
         "most_connections": t.most_connections,
         "not_replayed": t.not_replayed,
+        "capture_conflicts": [list(b) for b in plan.conflicts],  # blocks the session carried twice, unlike
         "differences": diffs,
         "connections": [{
             "peer": log.peer, "local": log.local, "direction": "out" if log.outgoing else "in",
             "peer_id": log.peer_id.hex() if log.peer_id else None, "opened": log.opened, "closed": log.closed,
             "reason": log.reason, "detail": log.detail, "bytes_sent": log.bytes_sent,
-            "bytes_received": log.bytes_received, "messages": log.messages,
+            "bytes_received": log.bytes_received, "blocks": player.peer_blocks.get((log.peer, log.local)),
+            "messages": log.messages,
         } for log in rec.logs],
         "lost": [{"peer": a, "reason": r, "detail": d} for a, r, d, _ in player.lost if not any(
             log.peer == a for log in rec.logs)],

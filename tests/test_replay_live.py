@@ -149,6 +149,10 @@ def test_five_partial_seeders_two_at_a_time(tmp_path):
     assert {c.server_port for c in conns} == set(ports)  # every seeder was needed, and reached
     assert watch.max_concurrent() <= 2
     assert report["most_connections"] <= 2
+    # Each seeder gave what only it had: 4 pieces of 4 blocks from the first, 3 from the others.
+    per = {c["peer"]: c["blocks"]["received"] for c in report["connections"]}
+    assert {int(peer.rsplit(":", 1)[1]): n for peer, n in per.items()} == {
+        port: 4 * sum(1 for i in range(16) if i % 5 == k) for k, port in enumerate(ports)}
 
 
 @needs_libtorrent
