@@ -505,3 +505,12 @@ def v2_torrents(root: Path) -> dict[str, Made]:
         out[kind] = Made(torrent, seed, info.num_pieces(), hashes.v1.to_bytes() if hashes.has_v1() else None,
                          hashes.v2.to_bytes()[:20], tuple(blocks), owners)
     return out
+
+
+def capture_transfer(torrent: Path, seed: Path, pcap: Path, down: Path, timeout: float = 20) -> Path:
+    """A whole transfer, libtorrent seeder to libtorrent downloader, captured on lo into ``pcap``."""
+    with LtPeer(torrent, seed, seed=True) as seeder, LoopbackWatch([seeder.port], pcap):
+        with LtPeer(torrent, down, seed=False) as downloader:
+            downloader.connect(LOCALHOST, seeder.port)
+            downloader.wait_complete(timeout)
+    return pcap

@@ -17,8 +17,7 @@ from inspector import events as ev
 from inspector import merkle
 from inspector.parser import PeerWireParser
 from inspector.extract import extract, read_torrent
-from live import (BLOCK, FILES, LOCALHOST, LoopbackWatch, LtPeer, make_torrent, needs_libtorrent,
-                  needs_tcpdump)
+from live import BLOCK, FILES, capture_transfer, make_torrent, needs_libtorrent, needs_tcpdump
 
 PLAIN = ["aria2-to-libtorrent", "transmission-to-libtorrent", "libtorrent-to-libtorrent", "libtorrent-utp"]
 
@@ -158,11 +157,7 @@ def _flip(data: bytes, at: int = 100) -> bytes:
 @pytest.mark.parametrize("kind", ["v2", "hybrid"])
 def test_extract_a_live_v2_or_hybrid_transfer_bit_for_bit(made, kind, tmp_path):
     m = made[kind]
-    pcap = tmp_path / "transfer.pcap"
-    with LtPeer(m.torrent, m.seed, seed=True) as seeder, LoopbackWatch([seeder.port], pcap):
-        with LtPeer(m.torrent, tmp_path / "down", seed=False) as downloader:
-            downloader.connect(LOCALHOST, seeder.port)
-            downloader.wait_complete(20)
+    pcap = capture_transfer(m.torrent, m.seed, tmp_path / "transfer.pcap", tmp_path / "down")
     code, out = _extract(pcap, m.torrent, tmp_path / "out")
     assert code == 0, out
     assert out.startswith(f"{m.pieces} of {m.pieces} pieces verified; {len(FILES)} file(s) written")

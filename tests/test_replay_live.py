@@ -17,7 +17,7 @@ import pytest
 
 from conftest import btshark_command, read_jsonl, torrent_for
 from inspector.extract import extract, read_torrent
-from live import Aria2Seeder, LoopbackWatch, LtPeer, needs_aria2, needs_libtorrent, needs_tcpdump
+from live import Aria2Seeder, capture_transfer, LoopbackWatch, LtPeer, needs_aria2, needs_libtorrent, needs_tcpdump
 
 REPO = Path(__file__).resolve().parent.parent
 ARIA2 = REPO / "captures" / "aria2-to-libtorrent.pcap"  # side a downloads, side b seeds
@@ -160,11 +160,7 @@ def test_five_partial_seeders_two_at_a_time(tmp_path):
 @pytest.mark.parametrize("kind", ["v2", "hybrid"])
 def test_a_v2_or_hybrid_download_replayed_checks_pieces_against_the_merkle_trees(made, kind, tmp_path):
     m = made[kind]
-    pcap = tmp_path / "transfer.pcap"
-    with LtPeer(m.torrent, m.seed, seed=True) as seeder, LoopbackWatch([seeder.port], pcap):
-        with LtPeer(m.torrent, tmp_path / "down", seed=False) as downloader:
-            downloader.connect("127.0.0.1", seeder.port)
-            downloader.wait_complete(20)
+    pcap = capture_transfer(m.torrent, m.seed, tmp_path / "transfer.pcap", tmp_path / "down")
     with LtPeer(m.torrent, m.seed, seed=True) as live:
         run, report = replay(pcap, "a", "--connect", f"127.0.0.1:{live.port}", "--torrent", str(m.torrent),
                              "--speed", "max", tmp=tmp_path)
