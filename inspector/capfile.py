@@ -130,6 +130,17 @@ class CaptureFile:
         """
         return self._frames
 
+    def position(self) -> int:
+        """Bytes of the file read so far (compressed bytes for gzip): progress against its size."""
+        f = self._file
+        if f is None:
+            return 0
+        raw = getattr(f, "fileobj", None) or f
+        try:
+            return raw.tell()
+        except (OSError, ValueError):
+            return 0
+
     def __enter__(self) -> CaptureFile:
         return self
 
