@@ -198,6 +198,22 @@ def replay(capture: str, session: int, side: str, connect: tuple[str, ...], list
     sys.exit(status)
 
 
+@cli.command()
+@click.argument("capture", required=False, type=click.Path(dir_okay=True))
+def tui(capture: str | None) -> None:
+    """Browse CAPTURE in a Wireshark-style terminal app (no argument: the bundled sample)."""
+    from .capfile import CaptureError
+
+    try:
+        from tui import make_app
+
+        app = make_app(capture or str(SAMPLE))
+    except CaptureError as exc:
+        raise Failure(str(exc)) from None
+    app.run()
+    sys.exit(app.return_code or 0)
+
+
 def _ranges(numbers: list[int]) -> str:
     """``[1, 2, 3, 7]`` as ``1-3, 7``."""
     out: list[str] = []

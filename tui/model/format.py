@@ -1,0 +1,78 @@
+"""Rows as text: the one-line summaries of the messages table, in fixed-width columns.
+
+Widths are fixed so a row is drawn without measuring any other row (a million
+rows must not be measured to draw twenty), and every peer-controlled string goes
+through ``safe_text`` before it can reach the terminal.
+"""
+from __future__ import annotations
+
+import json
+
+from inspector import events as ev
+from inspector.clients import identify
+from inspector.output import printable_id, safe_text
+from inspector.wire import reserved_names
+
+COLUMNS = (("frame", 8), ("time", 11), ("#", 5), ("dir", 3), ("type", 15), ("summary", 0))
+
+
+def _piece_ref(index: int, begin: int, length: int) -> str:
+    return f"#{index} +0x{begin:x} {length}"
+
+
+def summary(event: ev.Event) -> str:
+    """``request #12 +0x4000 16384``, ``have #7``, ``extended ut_metadata request piece 0``."""
+    kind = event.type
+    if kind in ("request", "cancel", "reject"):
+        return f"{kind} {_piece_ref(event.index, event.begin, event.length)}"
+    if kind == "piece":
+        lost = f" ({event.missing} bytes not captured)" if event.missing else ""
+        return f"piece {_piece_ref(event.index, event.begin, event.length)}{lost}"
+    if kind in ("have", "suggest", "allowed_fast"):
+        return f"{kind} #{event.index}"
+    if kind == "handshake":
+        client = identify(event.peer_id) or "unknown client"
+        names = ",".join(reserved_names(event.reserved)) or "no extensions"
+        return f"handshake {client} {event.info_hash.hex()[:12]}… [{names}]"
+    if kind == "bitfield":
+        have = sum(byte.bit_count() for byte in event.bits)
+        return f"bitfield {have} of {event.count} pieces"
+    if kind == "extended":
+        return safe_text(f"extended {extended_summary(event)}")
+    if kind == "port":
+        return f"port {event.port}"
+    if kind == "finding":
+        return safe_text(f"!! {event.kind} [{event.severity}]: {event.detail}")
+    if kind in ("hash_request", "hashes", "hash_reject"):
+        return f"{kind} #{event.index} layer {event.base_layer} +{event.length}"
+    if kind == "unknown":
+        return f"unknown id {event.id} ({event.size} bytes)"
+    return kind
+
+
+_UT_METADATA = {0: "request", 1: "data", 2: "reject"}
+
+
+def extended_summary(event: ev.Extended) -> str:
+    name = event.ext_name or f"id {event.ext_id}"
+    data = event.data
+    if event.missing:
+        return f"{name} ({event.missing} of {event.size} bytes not captured)"
+    if event.ext_id == 0 and isinstance(data, dict):
+        m = data.get("m")
+        names = ", ".join(sorted(m)) if isinstance(m, dict) else ""
+        v = f" {data['v']}" if isinstance(data.get("v"), str) else ""
+        return f"handshake{v} [{names}]"
+    if name == "ut_metadata" and isinstance(data, dict):
+        what = _UT_METADATA.get(data.get("msg_type"), f"type {data.get('msg_type')}")
+        return f"ut_metadata {what} piece {data.get('piece')}"
+    if name == "ut_pex" and isinstance(data, dict):
+        added = data.get("added") or []
+        dropped = data.get("dropped") or []
+        return f"ut_pex +{len(added)} -{len(dropped)} peers"
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{name} {body[:120]}{'…' if len(body) > 120 else ''}"
+
+
+def peer_id_text(peer_id: bytes | None) -> str:
+    return printable_id(peer_id) if peer_id else "-"

@@ -1,0 +1,105 @@
+"""Reading a capture into a MessageIndex in batches, for a worker thread.
+
+The app must show sessions while the file is still being read and stop when
+asked, so the decode runs in a thread that hands over a batch (progress, rows
+so far) every ``every`` seconds and checks a cancel flag between frames' records.
+Only this thread appends to the index; the UI reads rows below the count it was
+last told, which arrays make safe.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from inspector.capfile import CaptureError, CaptureFile
+from inspector.pipeline import CaptureDecode
+from inspector.session import Session
+
+from .index import MessageIndex
+
+
+@dataclass
+class Progress:
+    read: int  # bytes of the file read
+    size: int  # the file's size
+    rows: int  # rows in the index
+    sessions: list[Session]
+    done: bool = False
+    cancelled: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaptureInfo:
+    path: str
+    size: int
+    format: str = ""
+    linktypes: tuple[int, ...] = ()
+    frames: int = 0
+    first: float | None = None
+    last: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return (self.last or 0.0) - (self.first or 0.0)
+
+
+def open_capture(path: str, *, locate: bool = False) -> CaptureDecode:
+    """The decode, opened now so a bad file fails before any UI starts (CaptureError)."""
+    return CaptureDecode(path, locate=locate) if locate else CaptureDecode(path)
+
+
+class Loader:
+    def __init__(self, decode: CaptureDecode, index: MessageIndex) -> None:
+        self.decode = decode
+        self.index = index
+        self.info = CaptureInfo(decode.capture.path, os.path.getsize(decode.capture.path),
+                                decode.capture.format)
+
+    def run(self, batch: Callable[[Progress], None], cancelled: threading.Event, every: float = 0.1) -> Progress:
+        decode, index, info = self.decode, self.index, self.info
+        span = getattr(decode, "span", None) if getattr(decode, "locator", None) is not None else None
+        capture = decode.capture
+        next_batch = time.monotonic() + every
+        last_ts = None
+        stopped = False
+        for n, record in enumerate(decode):
+            index.append(record, span(record) if span is not None else None)
+            last_ts = record.ts
+            if not n & 255:
+                if cancelled.is_set():
+                    stopped = True
+                    break
+                now = time.monotonic()
+                if now >= next_batch:
+                    next_batch = now + every
+                    batch(Progress(capture.position(), info.size, len(index), list(decode.sessions)))
+        if stopped:
+            capture.close()
+        info.frames = capture.frame_count
+        info.first = decode.first_ts
+        info.last = max(last_ts or 0.0, max((s.end for s in decode.sessions), default=0.0)) or None
+        info.warnings = list(decode.warnings)
+        info.linktypes = _linktypes(info.path)
+        done = Progress(info.size if not stopped else capture.position(), info.size, len(index),
+                        list(decode.sessions), done=True, cancelled=stopped, warnings=info.warnings)
+        batch(done)
+        return done
+
+
+def _linktypes(path: str) -> tuple[int, ...]:
+    """The link types of the first frames (a pcap has one; pcapng one per interface)."""
+    seen: dict[int, None] = {}
+    try:
+        with CaptureFile(path) as capture:
+            for n, (_, linktype, _) in enumerate(capture):
+                seen.setdefault(linktype, None)
+                if n >= 1000:
+                    break
+    except CaptureError:
+        pass
+    return tuple(seen)

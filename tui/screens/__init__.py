@@ -1,0 +1,1 @@
+"""The app's screens: the main one and one per view."""

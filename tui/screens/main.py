@@ -1,0 +1,179 @@
+"""The main screen, as in Wireshark: filter, sessions, messages, details, bytes."""
+from __future__ import annotations
+
+from array import array
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, Tree
+
+from inspector.filters import compile_filter
+
+from ..messages import JumpTo, LoadProgress
+from ..model.index import FINDING, TYPES
+from ..widgets.details import DetailsTree
+from ..widgets.filterbar import FilterBar
+from ..widgets.hexpane import HexPane
+from ..widgets.messages import HEADER, MessagesView
+from ..widgets.sessions import ALL, SessionsTable
+
+
+class MainScreen(Screen):
+    BINDINGS = [
+        Binding("slash,f", "focus_filter", "Filter"),
+        Binding("s", "focus('sessions')", "Sessions", show=False),
+        Binding("m", "focus('messages')", "Messages", show=False),
+        Binding("d", "focus('details')", "Details", show=False),
+        Binding("escape", "cancel_load", "Stop loading", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: int | None = None  # None: all sessions
+        self.expression = ""
+        self.filtered: array | None = None  # rows kept by the filter, or None when none applies
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        yield FilterBar(id="filter")
+        yield Label("", id="filter-error")
+        with Vertical(id="loading"):
+            yield Label("Reading the capture… (Esc stops)", id="loading-label")
+            yield ProgressBar(total=100, show_eta=False, id="loading-bar")
+        yield SessionsTable(id="sessions")
+        yield Static(HEADER, id="messages-header")
+        yield MessagesView(app.index, id="messages")
+        with Horizontal(id="lower"):
+            yield DetailsTree(id="details")
+            yield HexPane(id="hex")
+        yield Footer()
+
+    # -- loading ----------------------------------------------------------------------
+
+    def on_load_progress(self, message: LoadProgress) -> None:
+        p = message.progress
+        bar = self.query_one("#loading-bar", ProgressBar)
+        bar.update(total=max(p.size, 1), progress=p.read)
+        self.query_one(SessionsTable).update_sessions(p.sessions)
+        view = self.query_one(MessagesView)
+        if self.expression:
+            pass  # the filter is applied again when loading ends
+        elif self.session is None:
+            view.rows = range(p.rows)
+            view.grew()
+            if p.rows and view.selected_row < 0:
+                view.set_cursor(0, force=True)
+        elif view.rows is self.app.index.by_session.get(self.session):
+            view.grew()
+        if p.done:
+            self.query_one("#loading").display = False
+            if p.cancelled:
+                self.notify(f"Stopped reading: {p.rows} messages so far", severity="warning")
+            for warning in p.warnings:
+                self.notify(warning, severity="warning", timeout=10)
+            if self.expression:
+                self._apply()
+
+    def action_cancel_load(self) -> None:
+        if self.app.loading:
+            self.app.cancel_load()
+
+    # -- selection ----------------------------------------------------------------------
+
+    def _base(self) -> array | range:
+        index = self.app.index
+        if self.session is None:
+            return range(len(index))
+        return index.by_session.get(self.session, array("I"))
+
+    @on(DataTable.RowHighlighted, "#sessions")
+    def session_chosen(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value
+        self.session = None if key == ALL else int(key)
+        self._apply()
+
+    def _apply(self, keep_row: int | None = None) -> None:
+        view = self.query_one(MessagesView)
+        keep = view.selected_row if keep_row is None else keep_row
+        if not self.expression:
+            self.filtered = None
+            view.show(self._base(), self.app.first_ts, keep_row=keep if keep >= 0 else None)
+            return
+        self._filter(self.expression, self._base(), keep)
+
+    @work(thread=True, exclusive=True, group="filter")
+    def _filter(self, expression: str, base: array | range, keep: int) -> None:
+        keep_fn = compile_filter(expression)
+        ix = self.app.index
+        kind, session = ix.kind, ix.session
+        names = TYPES
+        rows = array("I", (r for r in base if keep_fn(names[kind[r]], session[r])))
+        self.app.call_from_thread(self._filtered, rows, keep)
+
+    def _filtered(self, rows: array, keep: int) -> None:
+        self.filtered = rows
+        self.query_one(MessagesView).show(rows, self.app.first_ts, keep_row=keep if keep >= 0 else None)
+
+    @on(FilterBar.Applied)
+    def filter_applied(self, event: FilterBar.Applied) -> None:
+        self.expression = event.expression
+        self._apply()
+
+    @on(FilterBar.Changed)
+    def filter_changed(self, event: FilterBar.Changed) -> None:
+        bar = self.query_one(FilterBar)
+        self.query_one("#filter-error", Label).update(bar.error or "")
+
+    @on(MessagesView.Selected)
+    def message_selected(self, event: MessagesView.Selected) -> None:
+        tree = self.query_one(DetailsTree)
+        hexpane = self.query_one(HexPane)
+        if event.row < 0:
+            tree.show_row(None)
+            hexpane.show_bytes(None, "no message selected")
+            return
+        row = self.app.index.get(event.row)
+        tree.show_row(row, self._findings_of(event.row), self.app.message_frames(row.span))
+        if row.event.type == "finding":
+            hexpane.show_bytes(None, "a finding has no bytes of its own")
+        else:
+            self._read_bytes(row.span)
+
+    def _findings_of(self, row: int) -> list:
+        """The findings recorded right after this message, in its session and direction."""
+        ix = self.app.index
+        out = []
+        r = row + 1
+        while r < len(ix) and ix.kind[r] == FINDING and ix.frame[r] == ix.frame[row]:
+            if ix.session[r] == ix.session[row] and ix.side[r] == ix.side[row]:
+                out.append(ix.event(r))
+            r += 1
+        return out
+
+    @work(thread=True, exclusive=True, group="hex")
+    def _read_bytes(self, span: object) -> None:
+        data, note = self.app.message_bytes(span)
+        self.app.call_from_thread(self.query_one(HexPane).show_bytes, data, note)
+
+    @on(Tree.NodeHighlighted, "#details")
+    def field_chosen(self, event: Tree.NodeHighlighted) -> None:
+        self.query_one(HexPane).highlight(event.node.data)
+
+    def on_jump_to(self, message: JumpTo) -> None:
+        """Show a row (from a view): all sessions, no filter, cursor on it."""
+        self.session = None
+        self.expression = ""
+        self.query_one(FilterBar).value = ""
+        self.query_one(MessagesView).show(range(len(self.app.index)), self.app.first_ts, keep_row=message.row)
+        self.query_one(MessagesView).focus()
+
+    # -- focus -----------------------------------------------------------------------------
+
+    def action_focus_filter(self) -> None:
+        self.query_one(FilterBar).focus()
+
+    def action_focus(self, target: str) -> None:
+        self.query_one(f"#{target}").focus()
