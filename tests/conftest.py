@@ -20,6 +20,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,8 +100,10 @@ def shared_captures() -> Path:
 
 
 def btshark_command() -> list[str]:
-    """The installed ``btshark`` entry point (the real command users run)."""
-    exe = shutil.which("btshark")
+    """The installed ``btshark`` entry point (the real command users run): the one beside the
+    Python running the tests (a venv's), else the first on PATH."""
+    beside = Path(sys.executable).parent / "btshark"
+    exe = str(beside) if beside.exists() else shutil.which("btshark")
     if exe is None:  # pragma: no cover - the project is pip-installed in CI
         pytest.fail("the btshark command is not installed (pip install -e .)")
     return [exe]
