@@ -35,8 +35,7 @@ def summary(event: ev.Event) -> str:
         names = ",".join(reserved_names(event.reserved)) or "no extensions"
         return f"handshake {client} {event.info_hash.hex()[:12]}… [{names}]"
     if kind == "bitfield":
-        have = sum(byte.bit_count() for byte in event.bits)
-        return f"bitfield {have} of {event.count} pieces"
+        return f"bitfield {event.count} of {8 * len(event.bits)} bits set"
     if kind == "extended":
         return safe_text(f"extended {extended_summary(event)}")
     if kind == "port":

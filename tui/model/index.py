@@ -52,7 +52,7 @@ class MessageIndex:
         self.side = array("B")
         self.kind = array("B")
         self.a = array("q")  # index (have, request, piece...) or -1
-        self.b = array("q")  # begin, or a piece's missing bytes << 32 | begin
+        self.b = array("q")  # begin (a piece missing bytes keeps its event in ``extra``)
         self.c = array("q")  # length
         self.extra: dict[int, object] = {}  # row -> event, for types the columns cannot rebuild
         self.spans: dict[int, object] = {}  # row -> span, when the capture was read with a locator

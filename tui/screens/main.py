@@ -51,6 +51,9 @@ class MainScreen(Screen):
             yield HexPane(id="hex")
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.query_one(MessagesView).focus()  # as in Wireshark: keys go to the list; / reaches the filter
+
     # -- loading ----------------------------------------------------------------------
 
     def on_load_progress(self, message: LoadProgress) -> None:

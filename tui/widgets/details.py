@@ -92,7 +92,7 @@ class DetailsTree(Tree):
             msg.add_leaf(f"port: {e.port}", data=(5, 7))
         elif kind == "bitfield":
             have = [i for i, byte in enumerate(e.bits) for j in range(8) if byte & (0x80 >> j)]
-            node = msg.add(f"bitfield: {sum(x.bit_count() for x in e.bits)} of {e.count} pieces", data=(5, 5 + len(e.bits)))
+            node = msg.add(f"bitfield: {e.count} pieces of {8 * len(e.bits)} bits", data=(5, 5 + len(e.bits)))
             node.add_leaf(f"pieces: {_ranges(have) or 'none'}")
             if e.missing:
                 node.add_leaf(f"not captured: {e.missing} bytes")
