@@ -22,6 +22,7 @@ from ..widgets.sessions import ALL, SessionsTable
 
 
 class MainScreen(Screen):
+    AUTO_FOCUS = "#messages"  # not the filter bar: q, e, i, ? must reach their bindings at start
     BINDINGS = [
         Binding("slash,f", "focus_filter", "Filter"),
         Binding("s", "focus('sessions')", "Sessions", show=False),
@@ -124,11 +125,14 @@ class MainScreen(Screen):
     def filter_applied(self, event: FilterBar.Applied) -> None:
         self.expression = event.expression
         self._apply()
+        self.query_one(MessagesView).focus()  # else q, e, i... typed next would land in the filter
 
     @on(FilterBar.Changed)
     def filter_changed(self, event: FilterBar.Changed) -> None:
-        bar = self.query_one(FilterBar)
-        self.query_one("#filter-error", Label).update(bar.error or "")
+        error = self.query_one(FilterBar).error or ""
+        label = self.query_one("#filter-error", Label)
+        label.update(error)
+        label.display = bool(error)  # CSS :empty means "no child widgets", always true of a Label
 
     @on(MessagesView.Selected)
     def message_selected(self, event: MessagesView.Selected) -> None:

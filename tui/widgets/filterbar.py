@@ -59,9 +59,12 @@ class FilterBar(Input):
             return None
         return "; ".join(result.failure_descriptions)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
-        empty = not self.value.strip()
-        self.set_class(not empty and self.error is None, "-valid")
+    def validate(self, value: str) -> ValidationResult | None:
+        """Input's check (it sets -valid/-invalid), but empty is neutral, not green."""
+        result = super().validate(value)
+        if not value.strip():
+            self.remove_class("-valid")
+        return result
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
