@@ -21,7 +21,6 @@ from inspector.pipeline import CaptureDecode
 from .messages import LoadProgress
 from .model.index import MessageIndex
 from .model.load import CaptureInfo, Loader, Progress
-from .screens.help import HelpScreen
 from .screens.main import MainScreen
 
 VIEWS = {  # key: (screen module, class, title, description)
@@ -112,6 +111,8 @@ class BtsharkApp(App):
         self.push_screen(screen_cls(session))
 
     def action_help(self) -> None:
+        from .screens.help import HelpScreen  # Markdown costs 0.1 s of start-up: only when asked
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 

@@ -60,11 +60,14 @@ class Loader:
         self.info = CaptureInfo(decode.capture.path, os.path.getsize(decode.capture.path),
                                 decode.capture.format)
 
-    def run(self, batch: Callable[[Progress], None], cancelled: threading.Event, every: float = 0.1) -> Progress:
+    def run(self, batch: Callable[[Progress], None], cancelled: threading.Event, every: float = 0.5,
+            first: float = 0.05) -> Progress:
+        """Read it all; ``batch`` is called ``first`` seconds in (so rows show at once), then every
+        ``every`` seconds (each batch costs the UI a repaint), and at the end."""
         decode, index, info = self.decode, self.index, self.info
         span = getattr(decode, "span", None) if getattr(decode, "locator", None) is not None else None
         capture = decode.capture
-        next_batch = time.monotonic() + every
+        next_batch = time.monotonic() + first
         last_ts = None
         stopped = False
         for n, record in enumerate(decode):
