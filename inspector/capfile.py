@@ -82,12 +82,13 @@ class CaptureFile:
     ``format`` is "pcap" or "pcapng".
     """
 
-    __slots__ = ("path", "warnings", "frame_count", "format", "_file", "_read", "_frames")
+    __slots__ = ("path", "warnings", "frame_count", "format", "_file", "_read", "_frames", "_base")
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
         self.warnings: list[str] = []
         self.frame_count = 0
+        self._base = 0  # file offset of the current buffer's first byte
         self._file = None
         name = os.fsdecode(self.path)
         kind = ""
@@ -126,7 +127,8 @@ class CaptureFile:
         """Frames as ``(timestamp, linktype, buffer, start, end)``, not sliced out.
 
         The hot path reads headers in place and only slices what it must; the
-        buffer is valid until the next frame is requested.
+        buffer is valid until the next frame is requested, and ``offset`` places
+        it in the file.
         """
         return self._frames
 
@@ -140,6 +142,11 @@ class CaptureFile:
             return raw.tell()
         except (OSError, ValueError):
             return 0
+
+    def offset(self, start: int) -> int:
+        """Where ``buffer[start]`` of the frame just yielded by ``views`` lies in the file
+        (in the decompressed stream, for a gzip-compressed capture)."""
+        return self._base + start
 
     def __enter__(self) -> CaptureFile:
         return self
@@ -236,6 +243,7 @@ class CaptureFile:
                         self._cut_short(f"record {count + 1}", base + pos, needed, n - pos)
                     return
                 base += pos
+                self._base = base
                 buf = buf[pos:] + chunk
                 pos, n = 0, len(buf)
         finally:
@@ -341,6 +349,7 @@ class CaptureFile:
                     return
                 chunk = more(max(needed - avail, CHUNK))
                 base += pos
+                self._base = base
                 buf = buf[pos:n] + chunk
                 pos, n = 0, len(buf)
                 if not chunk:

@@ -368,6 +368,27 @@ class PeerWireParser:
                 self._read_peer_id: 48}[step]
         return HANDSHAKE_LEN - done - have, "the handshake"
 
+    def progress(self) -> int | None:
+        """Bytes of the message being read consumed so far, its length prefix included
+        (0 between messages); None when that is not known: while hunting, once stopped,
+        and while counting past a message that is not a piece (oversize, or cut by a hole).
+        ``inspector.locate`` places messages in the stream with it."""
+        if self._hunt is not None or self.stopped:
+            return None
+        if self._skip:
+            piece = self._piece
+            return None if piece is None else 4 + PIECE_HEAD_LEN + piece[2] - self._skip
+        step, have = self._step, len(self._buf)
+        if step == self._read_length:
+            return have
+        if step == self._read_head:
+            return 4 + have
+        if step == self._read_body:
+            return 4 + len(self._head) + have
+        done = {self._read_protocol_length: 0, self._read_protocol_name: 1, self._read_reserved: 20,
+                self._read_info_hash: 28, self._read_peer_id: 48}[step]
+        return done + have
+
     def _what(self, first: bytes | bytearray) -> str:
         if not first:
             return f"a message of length {self._length}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import events as ev
 from .capfile import CaptureFile
@@ -21,6 +21,9 @@ from .wire import HANDSHAKE_PREFIX
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
 from .utp import ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection
 from .utp import parse as parse_utp
+
+if TYPE_CHECKING:
+    from .locate import Locator, Span
 
 PROBE, DONE = UNDECIDED, OTHER + 1  # flow states: a flow in PROBE waits for its verdict
 TRIAL = -1  # started mid-stream: decoded on trial, shown once a run of messages is found
@@ -63,11 +66,11 @@ class Flow:
                  "last_ts", "keys", "reset", "trial", "scan")
 
     def __init__(self, transport: str, addrs: tuple[str, str], keys: tuple[tuple, ...], opener_known: bool,
-                 ts: float) -> None:
+                 ts: float, dirs: tuple) -> None:
         self.transport = transport
         self.addrs = addrs
         self.keys = keys
-        self.dirs = (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
+        self.dirs = dirs  # the reassemblers, side 0 then side 1
         self.state = PROBE
         self.probe: Probe | UtpGate | None = Probe(opener_known)
         self.held: tuple[list, list] = ([], [])  # per side, the (chunk, frame, ts) held while probing
@@ -86,6 +89,8 @@ class Decoder:
     ``keep_payload``: piece messages carry their block's bytes (``extract``); off by
     default, when payloads are counted past in place.
     """
+
+    session_type = Session  # ``inspector.locate`` puts its own here
 
     def __init__(self, keep_payload: bool = False) -> None:
         self.keep_payload = keep_payload
@@ -203,10 +208,14 @@ class Decoder:
             forward, backward = backward, forward
         a = format_addr(forward[0], forward[1])
         b = format_addr(forward[2], forward[3])
-        flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts)
+        flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts, self._directions("tcp"))
         self.flows[forward] = (flow, 0)
         self.flows[backward] = (flow, 1)
         return self.flows[key]
+
+    def _directions(self, transport: str) -> tuple:
+        """A new flow's reassemblers, side 0 then side 1."""
+        return (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
 
     @staticmethod
     def _reused(flow: Flow, seq: int) -> bool:
@@ -315,7 +324,7 @@ class Decoder:
         else:  # which side opened is unknown: the other side may send with our id - 1 or + 1
             keys = [(*forward, cid, 0), (*backward, (cid - 1) & 0xFFFF, 1), (*backward, (cid + 1) & 0xFFFF, 1)]
         flow = Flow("utp", (format_addr(src, sport), format_addr(dst, dport)),
-                    tuple(key[:5] for key in keys), syn, ts)
+                    tuple(key[:5] for key in keys), syn, ts, self._directions("utp"))
         flow.probe = UtpGate(syn)  # one header is not enough: its packets must show a connection
         for *key, side in keys:
             self.flows[tuple(key)] = (flow, side)
@@ -412,8 +421,8 @@ class Decoder:
 
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
-        session = Session(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
-                          encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload)
+        session = self.session_type(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
+                                    encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
@@ -452,8 +461,8 @@ class Decoder:
         flow.state = TRIAL
         self.trials += 1
         first = min((h[0] for h in held if h), key=lambda item: item[1], default=None)
-        session = Session(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False, start=flow.start,
-                          keep_payload=self.keep_payload)
+        session = self.session_type(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False,
+                                    start=flow.start, keep_payload=self.keep_payload)
         session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
         flow.session = session
         flow.trial = []
@@ -555,12 +564,26 @@ class Decoder:
 
 
 class CaptureDecode:
-    """A capture file decoded lazily: iterate for records, then read ``sessions``."""
+    """A capture file decoded lazily: iterate for records, then read ``sessions``.
 
-    def __init__(self, path: str, keep_payload: bool = False) -> None:
+    ``locate``: also find where each message's bytes lie in the file, for ``span`` and
+    ``locator`` (``inspector.locate``: what the TUI's hex pane shows). Off by default,
+    when nothing of the kind is recorded and ``read`` runs at full speed.
+    """
+
+    def __init__(self, path: str, keep_payload: bool = False, locate: bool = False) -> None:
         self.capture = CaptureFile(path)
-        self.decoder = Decoder(keep_payload)
         self.first_ts: float | None = None
+        self.locator: Locator | None = None
+        if locate:
+            from . import locate as where  # not loaded unless asked for
+
+            self.locator = where.Locator(path)
+            self.decoder: Decoder = where.LocatingDecoder(self.locator, keep_payload)
+        else:
+            self.decoder = Decoder(keep_payload)
+        self._last: Record | None = None  # the record just yielded, and its span
+        self._span: Span | None = None
 
     @property
     def sessions(self) -> list[Session]:
@@ -570,7 +593,20 @@ class CaptureDecode:
     def warnings(self) -> list[str]:
         return self.capture.warnings
 
+    def span(self, record: Record) -> Span | None:
+        """Where the record just yielded lies: a small value for ``locator.read`` and
+        ``locator.frames`` that may be kept; None when its bytes cannot be placed (a
+        finding, bytes lost before or inside it, see ``inspector.locate``)."""
+        if self.locator is None:
+            raise ValueError("messages are located only by CaptureDecode(path, locate=True)")
+        if record is not self._last:
+            raise ValueError("span() answers for the record just yielded only")
+        return self._span
+
     def __iter__(self) -> Iterator[Record]:
+        return self._records() if self.locator is None else self._located()
+
+    def _records(self) -> Iterator[Record]:
         decoder = self.decoder
         out = decoder.out
         hot_frame, frame = decoder.hot_frame, decoder.frame
@@ -588,4 +624,33 @@ class CaptureDecode:
                     out.clear()
         decoder.finish(number)
         yield from out
+        out.clear()
+
+    def _located(self) -> Iterator[Record]:
+        """``_records`` telling the locator where each frame lies; ``out`` holds
+        (record, span) pairs (``LocatingDecoder``)."""
+        decoder, seen = self.decoder, self.locator.seen  # type: ignore[union-attr]
+        out: list = decoder.out
+        hot_frame, frame = decoder.hot_frame, decoder.frame
+        number = 0
+        with self.capture as capture:
+            offset = capture.offset
+            for number, (ts, linktype, buf, start, end) in enumerate(capture.views(), 1):
+                seen(number, offset(start), end - start, linktype)
+                if not number % SWEEP_EVERY:
+                    decoder.sweep(ts, number)
+                if not (linktype == 1 and hot_frame(number, buf, start, end, ts)):
+                    if self.first_ts is None:
+                        self.first_ts = ts
+                    frame(number, ts, linktype, buf[start:end])
+                if out:
+                    yield from self._hand_out(out)
+        decoder.finish(number)
+        yield from self._hand_out(out)
+
+    def _hand_out(self, out: list) -> Iterator[Record]:
+        """The records of (record, span) pairs, each span kept for ``span`` while its record is out."""
+        for record, span in out:
+            self._last, self._span = record, span
+            yield record
         out.clear()

@@ -103,6 +103,8 @@ def _host(addr: str) -> str:
 class Session:
     """Both directions of one connection. Side 0 is ``a``: the opener, when known."""
 
+    parser_type = PeerWireParser  # ``inspector.locate`` puts its own here
+
     def __init__(self, sid: int, transport: str, a: str, b: str, *, opener_known: bool,
                  encrypted: bool, start: float, registry: PeerRegistry | None = None,
                  keep_payload: bool = False) -> None:
@@ -123,8 +125,8 @@ class Session:
     def make_parsers(self, midstream: bool, why: str = "the connection's start was not captured"
                      ) -> tuple[PeerWireParser, PeerWireParser]:
         """Parsers for both directions, sharing what is learnt about the torrent."""
-        return tuple(PeerWireParser(midstream=midstream, torrent=self.torrent, why=why,  # type: ignore[return-value]
-                                    keep_payload=self.keep_payload) for _ in range(2))
+        return tuple(self.parser_type(midstream=midstream, torrent=self.torrent, why=why,  # type: ignore[return-value]
+                                      keep_payload=self.keep_payload) for _ in range(2))
 
     @property
     def info_hash(self) -> bytes | None:
