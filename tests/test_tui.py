@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import json
 import os
 import re
@@ -31,7 +30,6 @@ from conftest import (REPO, SAMPLE, TcpConversation, bt_extended, bt_handshake, 
                       bt_request, write_packets)
 from inspector.capfile import CaptureFile
 from inspector.filters import FilterError, compile_filter
-from inspector.pipeline import CaptureDecode
 from tui import make_app
 from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen
@@ -49,7 +47,6 @@ BIG = REPO / "bench" / "out" / "big-256MiB.pcap"
 VIEW_TITLES = ("Flow ladder", "Piece map", "Throughput", "Findings", "Capture info")  # issue 8's views
 # The hex pane can read a message's bytes back only through a locator on the decode,
 # which is being added to CaptureDecode; until then make_app cannot ask for one.
-CAN_LOCATE = "locate" in inspect.signature(CaptureDecode).parameters
 
 
 # ---------------------------------------------------------------- what btshark read prints
@@ -295,24 +292,15 @@ async def test_hex_pane_follows_the_message_and_the_field() -> None:
     handshake_bytes = (b"\x13BitTorrent protocol" + bytes.fromhex(handshake["reserved"])
                        + bytes.fromhex(handshake["info_hash"]) + bytes.fromhex(handshake["peer_id"]))
     request_bytes = struct.pack(">IBIII", 13, 6, request["index"], request["begin"], request["length"])
-    app = make_app(str(SAMPLE), locate=True) if CAN_LOCATE else make_app(str(SAMPLE))
-    located = getattr(app.decode, "locator", None) is not None
+    app = make_app(str(SAMPLE))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         hexpane = app.screen.query_one(HexPane)
         assert tree_labels(app)[1] == "BitTorrent handshake"
-        # TIGHTEN when the locator lands (make_app(..., locate=True) on every capture): drop the
-        # "not located" branch and always expect the bytes.
-        if located:
-            assert hexpane.data == handshake_bytes
-        else:
-            assert hexpane.data == b"" and "bytes not located" in hexpane.note
+        assert hexpane.data == handshake_bytes  # read back from the capture file
         await select(pilot, first_request)  # no finding in the sample: positions match
         assert selected(app)[::2] == (request["frame"], "request")
-        if located:
-            assert hexpane.data == request_bytes
-        else:
-            assert hexpane.data == b"" and "bytes not located" in hexpane.note
+        assert hexpane.data == request_bytes
         tree = app.screen.query_one(DetailsTree)
         await pilot.press("d")
         for _ in range(20):

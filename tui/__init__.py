@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-def make_app(capture: str, *, locate: bool = False):
+def make_app(capture: str, *, locate: bool = True):
     """The app for ``capture``; raises ``inspector.capfile.CaptureError`` before any UI for a bad file."""
     from .app import BtsharkApp
     from .model.load import open_capture
