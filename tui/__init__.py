@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 
-def make_app(capture: str, *, locate: bool = True):
+def make_app(capture: str):
     """The app for ``capture``; raises ``inspector.capfile.CaptureError`` before any UI for a bad file."""
     from .app import BtsharkApp
     from .model.load import open_capture
 
-    return BtsharkApp(open_capture(capture, locate=locate))
+    return BtsharkApp(open_capture(capture))

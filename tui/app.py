@@ -3,7 +3,8 @@ only a BitTorrent tool can draw (ladder, piece map, throughput).
 
 The capture is read by a worker thread into a compact index (``model/``) while
 the screen is already up: sessions appear as they are found, and Esc stops the
-read. The app holds the index, the capture's facts and the way back to a
+read. A second read then finds where each message's bytes are in the file, for
+the hex pane (locating doubles a read's cost, so the rows do not wait for it). The app holds the index, the capture's facts and the way back to a
 message's bytes; screens and widgets read them from here.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from inspector.locate import Locator
 from inspector.pipeline import CaptureDecode
 
 from .messages import LoadProgress
@@ -49,6 +51,8 @@ class BtsharkApp(App):
         self.info: CaptureInfo = self.loader.info
         self.sub_title = title or decode.capture.path
         self.loading = True
+        self.locating = True  # the second read, for where the bytes are (after the first)
+        self.locator: Locator | None = None
         self.progress: Progress | None = None
         self._cancel = threading.Event()
 
@@ -62,7 +66,17 @@ class BtsharkApp(App):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self) -> None:
-        self.loader.run(lambda p: self.post_message(LoadProgress(p)), self._cancel)
+        done = self.loader.run(lambda p: self.post_message(LoadProgress(p)), self._cancel)
+        if not done.cancelled:
+            locator = self.loader.locate(self._cancel)
+            self.call_from_thread(self._located, locator)
+
+    def _located(self, locator: Locator | None) -> None:
+        self.locating = False
+        self.locator = locator
+        for screen in self.screen_stack:
+            if hasattr(screen, "on_bytes_located"):
+                screen.on_bytes_located()
 
     def on_load_progress(self, message: LoadProgress) -> None:
         """The loader's batches go to the main screen (and to any view open on top)."""
@@ -75,12 +89,14 @@ class BtsharkApp(App):
 
     def cancel_load(self) -> None:
         self._cancel.set()
+        self.locating = False
 
     def message_bytes(self, span: object) -> tuple[bytes | None, str]:
         """A message's bytes from the capture file, or None and why not (called from a worker thread)."""
-        locator = getattr(self.decode, "locator", None)
+        locator = self.locator
         if locator is None:
-            return None, "bytes not located (the capture was read without a locator)"
+            return None, ("finding where the bytes are in the capture file…" if self.locating
+                          else "bytes not located (reading was stopped)")
         if span is None:
             return None, "bytes not available: part of this message was not captured"
         data = locator.read(span)
@@ -89,7 +105,7 @@ class BtsharkApp(App):
         return data, ""
 
     def message_frames(self, span: object) -> str:
-        locator = getattr(self.decode, "locator", None)
+        locator = self.locator
         if locator is None or span is None:
             return ""
         frames = locator.frames(span)

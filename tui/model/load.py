@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inspector.capfile import CaptureError, CaptureFile
+from inspector.locate import Locator
 from inspector.pipeline import CaptureDecode
 from inspector.session import Session
 
@@ -48,9 +49,9 @@ class CaptureInfo:
         return (self.last or 0.0) - (self.first or 0.0)
 
 
-def open_capture(path: str, *, locate: bool = False) -> CaptureDecode:
+def open_capture(path: str) -> CaptureDecode:
     """The decode, opened now so a bad file fails before any UI starts (CaptureError)."""
-    return CaptureDecode(path, locate=locate) if locate else CaptureDecode(path)
+    return CaptureDecode(path)
 
 
 class Loader:
@@ -65,13 +66,12 @@ class Loader:
         """Read it all; ``batch`` is called ``first`` seconds in (so rows show at once), then every
         ``every`` seconds (each batch costs the UI a repaint), and at the end."""
         decode, index, info = self.decode, self.index, self.info
-        span = getattr(decode, "span", None) if getattr(decode, "locator", None) is not None else None
         capture = decode.capture
         next_batch = time.monotonic() + first
         last_ts = None
         stopped = False
         for n, record in enumerate(decode):
-            index.append(record, span(record) if span is not None else None)
+            index.append(record)
             last_ts = record.ts
             if not n & 255:
                 if cancelled.is_set():
@@ -92,6 +92,28 @@ class Loader:
                         list(decode.sessions), done=True, cancelled=stopped, warnings=info.warnings)
         batch(done)
         return done
+
+    def locate(self, cancelled: threading.Event) -> Locator | None:
+        """A second read, with the locator on, for where each row's bytes are in the file.
+
+        Locating doubles the cost of a read, so the rows come first (the user sees the
+        whole capture sooner) and the bytes' places after. The second read yields the
+        same records in the same order; if it did not, no row gets a place."""
+        decode = CaptureDecode(self.info.path, locate=True)
+        spans: dict[int, object] = {}
+        kinds = self.index.kind
+        n = -1
+        for n, record in enumerate(decode):
+            if n >= len(kinds) or (not n & 1023 and cancelled.is_set()):
+                decode.capture.close()
+                return None
+            span = decode.span(record)
+            if span is not None:
+                spans[n] = span
+        if n + 1 != len(kinds):
+            return None
+        self.index.spans.update(spans)
+        return decode.locator
 
 
 def _linktypes(path: str) -> tuple[int, ...]:

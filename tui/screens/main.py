@@ -165,6 +165,12 @@ class MainScreen(Screen):
         data, note = self.app.message_bytes(span)
         self.app.call_from_thread(self.query_one(HexPane).show_bytes, data, note)
 
+    def on_bytes_located(self) -> None:
+        """The second read is done: show the bytes of the message already selected."""
+        row = self.query_one(MessagesView).selected_row
+        if row >= 0 and self.app.index.kind[row] != FINDING:
+            self._read_bytes(self.app.index.spans.get(row))
+
     @on(Tree.NodeHighlighted, "#details")
     def field_chosen(self, event: Tree.NodeHighlighted) -> None:
         self.query_one(HexPane).highlight(event.node.data)
