@@ -9,12 +9,15 @@ tests (pytest-textual-snapshot) pin the three views' look at 160x45.
 """
 from __future__ import annotations
 
+from contextlib import suppress
+
 import asyncio
 import functools
 import io
 import re
 
 import pytest
+from textual.worker import WorkerCancelled
 from conftest import CAPTURES, torrent_for, torrent_info
 from rich.console import Console
 from textual.app import App, ComposeResult
@@ -62,7 +65,8 @@ async def settle(pilot) -> None:
     """Until the capture is read and no worker runs (a view's scan may chain a second pass)."""
     app = pilot.app
     for _ in range(200):
-        await app.workers.wait_for_complete()
+        with suppress(WorkerCancelled):  # an exclusive worker replaced by the next one
+            await app.workers.wait_for_complete()
         await pilot.pause()
         if not app.loading and all(w.is_finished for w in app.workers):
             return

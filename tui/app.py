@@ -66,9 +66,12 @@ class BtsharkApp(App):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self) -> None:
-        done = self.loader.run(lambda p: self.post_message(LoadProgress(p)), self._cancel)
-        if not done.cancelled:
-            locator = self.loader.locate(self._cancel)
+        locator = None
+        try:
+            done = self.loader.run(lambda p: self.post_message(LoadProgress(p)), self._cancel)
+            if not done.cancelled:
+                locator = self.loader.locate(self._cancel)
+        finally:
             self.call_from_thread(self._located, locator)
 
     def _located(self, locator: Locator | None) -> None:
