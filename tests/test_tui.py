@@ -559,6 +559,24 @@ def test_main_screen_snapshot(snap_compare) -> None:
     assert snap_compare(make_app(str(SAMPLE)), run_before=run_before, terminal_size=SIZE)
 
 
+@pytest.mark.parametrize("key", ["e", "i"])
+def test_findings_and_info_snapshots(snap_compare, three, monkeypatch, key) -> None:
+    """The findings view of the three-session capture; capture info of the sample, named by a
+    relative path (the info screen shows the path as given)."""
+    if key == "i":
+        monkeypatch.chdir(SAMPLE.parent.parent)
+        app = make_app(str(SAMPLE.relative_to(SAMPLE.parent.parent)))
+    else:
+        app = make_app(str(three))
+
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press(key)
+        await settle(pilot)
+
+    assert snap_compare(app, run_before=run_before, terminal_size=SIZE)
+
+
 # ---------------------------------------------------------------- a million messages
 
 SCROLL = """
