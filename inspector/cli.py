@@ -130,6 +130,7 @@ def extract(capture: str, torrent_path: str, outdir: str) -> None:
     from .capfile import CaptureError
     from .extract import ExtractError, read_torrent
     from .extract import extract as rebuild
+    from .output import ranges
 
     try:
         torrent = read_torrent(torrent_path)
@@ -141,11 +142,11 @@ def extract(capture: str, torrent_path: str, outdir: str) -> None:
     click.echo(f"{len(result.verified)} of {torrent.pieces} pieces verified; "
                f"{len(result.written)} file(s) written to {outdir}")
     if result.missing:
-        click.echo(f"not in the capture: pieces {_ranges(result.missing)}")
+        click.echo(f"not in the capture: pieces {ranges(result.missing)}")
     if result.bad:
-        click.echo(f"captured but failing their hash: pieces {_ranges(result.bad)}")
+        click.echo(f"captured but failing their hash: pieces {ranges(result.bad)}")
     if result.split:
-        click.echo(f"captured but v1 and v2 hashes disagree: pieces {_ranges(result.split)}")
+        click.echo(f"captured but v1 and v2 hashes disagree: pieces {ranges(result.split)}")
     for c in result.conflicts:
         first, last = c.earlier
         earlier = f"frame {first}" if first == last else f"frames {first}-{last}"
@@ -212,17 +213,6 @@ def tui(capture: str | None) -> None:
         raise Failure(str(exc)) from None
     app.run()
     sys.exit(app.return_code or 0)
-
-
-def _ranges(numbers: list[int]) -> str:
-    """``[1, 2, 3, 7]`` as ``1-3, 7``."""
-    out: list[str] = []
-    for n in numbers:
-        if out and out[-1].rsplit("-", 1)[-1] == str(n - 1):
-            out[-1] = f"{out[-1].split('-')[0]}-{n}"
-        else:
-            out.append(str(n))
-    return ", ".join(out)
 
 
 def main() -> None:

@@ -20,6 +20,17 @@ def safe_text(text: str) -> str:
     return text.translate(_UNSAFE)
 
 
+def ranges(numbers: list[int]) -> str:
+    """Sorted numbers as runs: ``[1, 2, 3, 7]`` -> ``1-3, 7``."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def printable_id(peer_id: bytes) -> str:
     return safe_text(peer_id.decode("latin-1"))
 

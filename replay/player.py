@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from inspector import events as ev
+from inspector.output import ranges
 
 from .encoder import HIGH_WATER, Connection, Encoder
 from .plan import Block, BlockStore, Plan
@@ -518,7 +519,7 @@ class Player:
         if not left or any(p.holds(b[0]) for p in self.peers.values() for b in left):
             return None
         pieces = sorted({b[0] for b in left})
-        return f"no live peer has the {len(left)} block(s) left (pieces {_ranges(pieces)})"
+        return f"no live peer has the {len(left)} block(s) left (pieces {ranges(pieces)})"
 
     def finish(self, failure: str | None) -> None:
         if self.finished.done():
@@ -549,16 +550,6 @@ def lost_reason(addr: str, reason: str, detail: str, complete: bool, player: Pla
     if not complete:
         return f"{addr} closed the connection during the handshake (does it serve this torrent?)"
     return f"{addr} closed the connection {got}"
-
-
-def _ranges(numbers: list[int]) -> str:
-    out: list[list[int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
 
 
 def _strip_errno(detail: str) -> str:

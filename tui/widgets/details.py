@@ -11,7 +11,7 @@ from textual.widgets.tree import TreeNode
 
 from inspector import events as ev
 from inspector.clients import identify
-from inspector.output import printable_id, safe_text
+from inspector.output import printable_id, ranges, safe_text
 from inspector.wire import RESERVED_BITS
 
 from ..model.index import Row
@@ -93,7 +93,7 @@ class DetailsTree(Tree):
         elif kind == "bitfield":
             have = [i for i, byte in enumerate(e.bits) for j in range(8) if byte & (0x80 >> j)]
             node = msg.add(f"bitfield: {e.count} pieces of {8 * len(e.bits)} bits", data=(5, 5 + len(e.bits)))
-            node.add_leaf(f"pieces: {_ranges(have) or 'none'}")
+            node.add_leaf(f"pieces: {ranges(have) or 'none'}")
             if e.missing:
                 node.add_leaf(f"not captured: {e.missing} bytes")
         elif kind == "extended":
@@ -133,12 +133,3 @@ def _tree(node: TreeNode, value: object, limit: int = 200) -> None:
     else:
         node.add_leaf(safe_text(str(value)))
 
-
-def _ranges(numbers: list[int]) -> str:
-    out: list[list[int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in out)
