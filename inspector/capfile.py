@@ -14,6 +14,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 __all__ = ["CaptureError", "CaptureFile", "MAX_BLOCK"]
 
@@ -80,12 +81,18 @@ class CaptureFile:
     Damage and truncation end iteration early with a line in ``warnings``.
     Simple packet blocks carry no timestamp; they repeat the previous frame's.
     ``format`` is "pcap" or "pcapng".
+
+    ``path`` may also be an open binary stream (a pipe from a live capture): its
+    ``read(n)`` may return fewer bytes than asked for and blocks until some arrive,
+    so a block only partly written yet is waited for, not reported as a cut. Only
+    ``b""`` ends the capture. The stream is closed with the reader.
     """
 
     __slots__ = ("path", "warnings", "frame_count", "format", "_file", "_read", "_frames", "_base")
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike | BinaryIO) -> None:
+        stream = path if hasattr(path, "read") else None
+        self.path = getattr(stream, "name", "<stream>") if stream is not None else os.fspath(path)
         self.warnings: list[str] = []
         self.frame_count = 0
         self._base = 0  # file offset of the current buffer's first byte
@@ -93,10 +100,10 @@ class CaptureFile:
         name = os.fsdecode(self.path)
         kind = ""
         try:
-            self._file = open(self.path, "rb", buffering=0)
+            self._file = stream or open(self.path, "rb", buffering=0)
             self._read: Callable[[int], bytes] = self._file.read
             first = self._head()
-            if first[:2] == b"\x1f\x8b":
+            if stream is None and first[:2] == b"\x1f\x8b":
                 self._file.close()
                 self._file = gzip.open(self.path, "rb")
                 self._read = self._file.read1

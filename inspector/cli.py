@@ -79,6 +79,95 @@ def _first_messages(records, count: int):
 
 
 @cli.command()
+@click.option("-i", "iface", required=True, metavar="IFACE", help="Interface to capture on.")
+@click.option("-f", "bpf", metavar="BPF", help="Capture filter (libpcap syntax).  [default: tcp or udp]")
+@click.option("--backend", type=click.Choice(["dumpcap", "scapy"]),
+              help="dumpcap (default when installed) or scapy (a raw socket, as root).")
+@click.option("-w", "write", type=click.Path(dir_okay=False), help="Also save what was captured (pcapng).")
+@click.option("-c", "count", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("-a", "autostop", metavar="duration:S", help="Stop after S seconds.")
+@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (type, session).")
+@click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
+@click.option("--sessions", is_flag=True, help="List the peer connections when the capture stops.")
+def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, count: int | None,
+          autostop: str | None, display_filter: str | None, fmt: str, sessions: bool) -> None:
+    """Decode BitTorrent peer messages live on IFACE, as `read` prints them.
+
+    Ctrl-C stops the capture cleanly (output and -w file flushed, exit 0); the
+    frames captured and dropped by the kernel are reported on stderr.
+    """
+    import signal
+    import threading
+
+    from .filters import FilterError, compile_filter
+    from .output import write_records, write_sessions
+    from .sniff import DEFAULT_FILTER, SniffError, open_live
+
+    duration = _duration(autostop) if autostop is not None else None
+    try:
+        keep = compile_filter(display_filter) if display_filter else None
+        decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write)
+    except (SniffError, FilterError) as exc:
+        raise Failure(str(exc)) from None
+    click.echo(f"Capturing on '{iface}'", err=True)  # as tshark says it: the capture is running from here
+
+    def stop(*_: object) -> None:
+        decode.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts outright
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    timer = threading.Timer(duration, decode.stop) if duration is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    records = iter(decode)
+    if keep is not None:
+        records = (r for r in records if keep(r.event.type, r.session.id))
+    if count is not None:
+        records = _first_messages(records, count)
+    try:
+        if sessions:
+            for _ in records:
+                pass
+            write_sessions(decode.sessions, fmt, sys.stdout)
+        else:
+            write_records(records, fmt, _Flushing(sys.stdout), lambda: decode.first_ts)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        if timer is not None:
+            timer.cancel()
+        decode.close()
+        _warn(decode.warnings)
+        click.echo(f"{decode.captured} frames captured, {decode.dropped} dropped by the kernel", err=True)
+
+
+class _Flushing:
+    """A text stream that flushes on every write: each message shows as it is decoded."""
+
+    def __init__(self, out) -> None:
+        self._out = out
+
+    def write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def _duration(spec: str) -> float:
+    """``-a duration:S`` as tshark spells it: seconds, above zero."""
+    kind, _, value = spec.partition(":")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if kind != "duration" or not seconds > 0:
+        raise Failure(f"-a {spec}: expected duration:SECONDS")
+    return seconds
+
+
+@cli.command()
 @click.argument("capture", type=click.Path(dir_okay=True))
 @click.option("-v", "--verbose", is_flag=True, help="List every differing region, not just the first.")
 def verify(capture: str, verbose: bool) -> None:

@@ -7,9 +7,10 @@ direction, and piece payloads are never held.
 """
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import events as ev
 from .capfile import CaptureFile
@@ -563,16 +564,38 @@ class Decoder:
         flow.state = DONE
 
 
+class FrameSource(Protocol):
+    """Where frames come from: a ``CaptureFile``, or a live backend (``inspector.sniff``).
+
+    ``views`` yields ``(timestamp, linktype, buffer, start, end)``, the frame being
+    ``buffer[start:end]`` (bytes, valid until the next frame is asked for); leaving
+    the ``with`` block closes the source.
+    """
+
+    warnings: list[str]
+
+    def views(self) -> Iterator[tuple[float, int, bytes, int, int]]: ...
+
+    def __enter__(self) -> FrameSource: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class CaptureDecode:
-    """A capture file decoded lazily: iterate for records, then read ``sessions``.
+    """A capture file (or any ``FrameSource``) decoded lazily: iterate for records,
+    then read ``sessions``.
 
     ``locate``: also find where each message's bytes lie in the file, for ``span`` and
     ``locator`` (``inspector.locate``: what the TUI's hex pane shows). Off by default,
     when nothing of the kind is recorded and ``read`` runs at full speed.
     """
 
-    def __init__(self, path: str, keep_payload: bool = False, locate: bool = False) -> None:
-        self.capture = CaptureFile(path)
+    def __init__(self, path: str | os.PathLike | FrameSource, keep_payload: bool = False,
+                 locate: bool = False) -> None:
+        is_file = isinstance(path, (str, os.PathLike))
+        if locate and not is_file:
+            raise ValueError("messages are located only in a capture file")
+        self.capture: FrameSource = CaptureFile(path) if is_file else path
         self.first_ts: float | None = None
         self.locator: Locator | None = None
         if locate:
