@@ -14,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input, Label
 
 from test_sniff import MARKER, TIMEOUT, marker, needs_root, record
 from test_tui import on_loop
+from inspector.pipeline import CaptureDecode
 from tui import make_live_app
 from tui.app import BtsharkApp
+from tui.screens.save import SaveScreen
 from tui.widgets.messages import MessagesView
 from tui.widgets.sessions import SessionsTable
 
@@ -94,6 +98,23 @@ def marker_shown(app: BtsharkApp, n: int) -> int | None:
     return ids[n - 1]
 
 
+def status_line(app: BtsharkApp) -> str:
+    return str(app.screen.query_one("#live-status", Label).render())
+
+
+def captured_shown(app: BtsharkApp) -> int:
+    found = re.search(r"([\d,]+) frames captured", status_line(app))
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def marker_frame(app: BtsharkApp, n: int) -> float:
+    """The frame of the ``n``-th marker session's last row, once the decoder has both handshakes."""
+    ids = sorted(sid for sid, s in app.index.sessions.items() if s.info_hash == MARKER)
+    if len(ids) < n or len(app.index.by_session[ids[n - 1]]) < 2:
+        return float("inf")
+    return app.index.frame[app.index.by_session[ids[n - 1]][-1]]
+
+
 def dumpcaps(ns_name: str) -> list[int]:
     pids = subprocess.run(["ip", "netns", "pids", ns_name], capture_output=True, text=True).stdout.split()
     out = []
@@ -153,7 +174,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
                 # following: the cursor is on the newest row, the marker's second handshake
                 newest = app.index.by_session[marker_shown(app, 1)][-1]
                 assert view.following and view.selected_row == newest == len(view.rows) - 1
-                status = str(app.screen.query_one("#live-status").render())
+                status = status_line(app)
                 assert "following" in status and "not following" not in status
 
                 await pilot.press("home")  # away from the tail: new rows leave the cursor where it is
@@ -161,7 +182,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
                 marker(ns)
                 await until(pilot, lambda: marker_shown(app, 2), "the second marker session")
                 assert view.cursor == 0 and len(view.rows) > newest + 2
-                assert "not following" in str(app.screen.query_one("#live-status").render())
+                assert "not following" in status_line(app)
 
                 await pilot.press("end")  # follows again, and keeps following
                 assert view.following and view.selected_row == len(view.rows) - 1
@@ -170,12 +191,32 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
                 newest = app.index.by_session[marker_shown(app, 3)][-1]
                 assert view.following and view.selected_row == newest == len(view.rows) - 1
 
-                assert dumpcaps(ns.name)  # the capture runs, until q
+                await pilot.press("space")  # paused: the view stands still while the capture goes on
+                still = len(view.rows)
+                marker(ns)
+                await until(pilot, lambda: captured_shown(app) >= marker_frame(app, 4), "the status to count the "
+                            "fourth marker's frames")
+                assert "PAUSED" in status_line(app) and len(view.rows) == still and not marker_shown(app, 4)
+                await pilot.press("space")
+                await until(pilot, lambda: marker_shown(app, 4), "the fourth marker session, once resumed")
+                assert "PAUSED" not in status_line(app)
+
+                assert dumpcaps(ns.name)  # the capture runs, until ctrl+e
+                await pilot.press("ctrl+e")
+                await until(pilot, lambda: not app.loading, "the capture to stop")
+                assert dumpcaps(ns.name) == []
+                assert f"{app.live.captured:,} frames captured · 0 dropped" in status_line(app)
+                await pilot.press("w")
+                await until(pilot, lambda: isinstance(app.screen, SaveScreen), "the save prompt")
+                app.screen.query_one(Input).value = str(tmp_path / "saved.pcapng")
+                await pilot.press("enter")
+                await until(pilot, lambda: not isinstance(app.screen, SaveScreen), "the save")
+                saved = CaptureDecode(str(tmp_path / "saved.pcapng"))
+                assert [(r.frame, r.session.id, r.event.type) for r in saved] == [
+                    (app.index.frame[r], app.index.session[r], app.index.type_name(r)) for r in range(len(app.index))]
                 await pilot.press("q")
-            assert dumpcaps(ns.name) == []
             assert not os.path.exists(tee)
             assert app.live.captured > 0
-            assert app.live.dropped == 0
         finally:
             for child in children:
                 child.stop(signal.SIGKILL)

@@ -110,8 +110,6 @@ class MainScreen(Screen):
         elif self.session is None:
             view.rows = range(p.rows)
             view.grew()
-            if p.rows and view.selected_row < 0:
-                view.set_cursor(0, force=True)
         elif view.rows is self.app.index.by_session.get(self.session):
             view.grew()
         if p.done:

@@ -70,6 +70,7 @@ class MessagesView(ScrollView, can_focus=True):
         self.first_ts = 0.0
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
         self._generation = 0
+        self._posted = -1  # the row last posted as Selected
 
     # -- what is shown -----------------------------------------------------------------
 
@@ -91,8 +92,7 @@ class MessagesView(ScrollView, can_focus=True):
     def grew(self) -> None:
         """More rows arrived at the end of what is shown (loading, or live)."""
         self.virtual_size = Size(200, len(self.rows))
-        if self.following and len(self.rows):
-            self.set_cursor(len(self.rows) - 1)
+        self.set_cursor(len(self.rows) - 1 if self.following else self.cursor)
         self.refresh()
 
     def refresh_rows(self) -> None:
@@ -105,13 +105,17 @@ class MessagesView(ScrollView, can_focus=True):
         return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else -1
 
     def set_cursor(self, position: int, force: bool = False) -> None:
+        """Move the cursor; ``Selected`` is posted when it moves, or the row under it changes
+        (the first rows arriving under a cursor that had none)."""
         position = max(0, min(position, len(self.rows) - 1))
-        if position != self.cursor or force:
+        row = self.rows[position] if 0 <= position < len(self.rows) else -1
+        if position != self.cursor or force or row != self._posted:
             old, self.cursor = self.cursor, position
             self.refresh_line(old)
             self.refresh_line(position)
             self.scroll_to_line(position)
-            self.post_message(self.Selected(self.selected_row))
+            self._posted = row
+            self.post_message(self.Selected(row))
 
     def scroll_to_line(self, position: int) -> None:
         top, height = self.scroll_offset.y, self.scrollable_content_region.height or 1
