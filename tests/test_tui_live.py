@@ -142,6 +142,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
     torrent.write_bytes(record.make_torrent(payload, size, piece))
     rec = record.Recording("aria2", "tcp", False, size, piece, tmp_path / "unused.pcap", TIMEOUT)
     children = []
+    app = None
     with record.Namespace(f"btshark-tuilive-{os.getpid()}") as ns:
         try:
             seeder = record.aria2_seeder(Throttled(ns), tmp_path, torrent, seed_dir)
@@ -218,5 +219,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
             assert not os.path.exists(tee)
             assert app.live.captured > 0
         finally:
+            if app is not None:
+                app.close_live()  # when the test failed before q: no dumpcap or temporary file left
             for child in children:
                 child.stop(signal.SIGKILL)
