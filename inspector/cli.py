@@ -290,17 +290,36 @@ def replay(capture: str, session: int, side: str, connect: tuple[str, ...], list
 
 @cli.command()
 @click.argument("capture", required=False, type=click.Path(dir_okay=True))
-def tui(capture: str | None) -> None:
-    """Browse CAPTURE in a Wireshark-style terminal app (no argument: the bundled sample)."""
+@click.option("-i", "iface", metavar="IFACE", help="Capture live on IFACE instead of reading CAPTURE.")
+@click.option("-f", "bpf", metavar="BPF", help="Capture filter, with -i (libpcap syntax).  [default: tcp or udp]")
+@click.option("--backend", type=click.Choice(["dumpcap", "scapy"]),
+              help="With -i: dumpcap (default when installed) or scapy (a raw socket, as root).")
+def tui(capture: str | None, iface: str | None, bpf: str | None, backend: str | None) -> None:
+    """Browse CAPTURE in a Wireshark-style terminal app (no argument: the bundled sample).
+
+    With -i, watch IFACE live: sessions appear and grow as they are captured; the
+    messages follow the newest (End follows again); space pauses the view, w saves
+    what was captured, ctrl+e stops the capture, q stops it and quits.
+    """
     from .capfile import CaptureError
+    from .sniff import SniffError
 
+    if iface is None and (bpf is not None or backend is not None):
+        raise Failure("-f and --backend are for a live capture (-i IFACE)")
+    if iface is not None and capture is not None:
+        raise Failure("give a CAPTURE to read or -i IFACE to capture on, not both")
     try:
-        from tui import make_app
+        from tui import make_app, make_live_app
 
-        app = make_app(capture or str(SAMPLE))
-    except CaptureError as exc:
+        app = make_live_app(iface, bpf, backend) if iface is not None else make_app(capture or str(SAMPLE))
+    except (CaptureError, SniffError) as exc:
         raise Failure(str(exc)) from None
-    app.run()
+    try:
+        app.run()
+    finally:
+        if iface is not None:
+            app.close_live()
+            click.echo(f"{app.live.captured} frames captured, {app.live.dropped} dropped by the kernel", err=True)
     sys.exit(app.return_code or 0)
 
 

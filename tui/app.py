@@ -6,9 +6,19 @@ the screen is already up: sessions appear as they are found, and Esc stops the
 read. A second read then finds where each message's bytes are in the file, for
 the hex pane (locating doubles a read's cost, so the rows do not wait for it). The app holds the index, the capture's facts and the way back to a
 message's bytes; screens and widgets read them from here.
+
+Live (``btshark tui -i``) is the same app over ``open_live``: a thread decodes
+into the index until the capture stops, a timer hands the main screen a batch
+every ``LIVE_BATCH`` seconds (the capture thread may sleep in a read for minutes,
+so it cannot be the one to say a batch is due), and the capture is teed into a
+temporary pcapng that ``w`` copies out. Pausing freezes the view, not the
+capture: frames keep being captured and decoded, and resuming shows them all.
+Bytes are not located in a live capture (the locator needs the whole file).
 """
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 from collections.abc import Iterable
 
@@ -19,10 +29,11 @@ from textual.screen import Screen
 
 from inspector.locate import Locator
 from inspector.pipeline import CaptureDecode
+from inspector.sniff import LiveDecode
 
 from .messages import LoadProgress
 from .model.index import MessageIndex
-from .model.load import CaptureInfo, Loader, Progress
+from .model.load import CaptureInfo, LiveLoader, Loader, Progress
 from .screens.main import MainScreen
 
 VIEWS = {  # key: (screen module, class, title, description)
@@ -32,6 +43,7 @@ VIEWS = {  # key: (screen module, class, title, description)
     "e": ("findings", "FindingsScreen", "Findings", "Every finding of the capture; Enter jumps to it"),
     "i": ("info", "InfoScreen", "Capture info", "File, format, link types, frames, duration, warnings"),
 }
+LIVE_BATCH = 0.1  # seconds between batches of a live capture shown
 
 
 class BtsharkApp(App):
@@ -41,20 +53,31 @@ class BtsharkApp(App):
         Binding("q", "quit", "Quit", id="quit"),
         Binding("question_mark", "help", "Help", id="help"),
         *[Binding(key, f"view('{key}')", title, id=module) for key, (module, _, title, _) in VIEWS.items()],
+        Binding("space", "pause", "Pause/resume", id="pause"),
+        Binding("w", "save", "Save capture", id="save"),
+        Binding("ctrl+e", "stop_capture", "Stop capture", id="stop_capture"),
     ]
+    LIVE_ACTIONS = {"pause", "save", "stop_capture"}
 
-    def __init__(self, decode: CaptureDecode, *, title: str | None = None) -> None:
+    def __init__(self, decode: CaptureDecode, *, title: str | None = None, tee: str | None = None) -> None:
+        """``decode``: a file's, or a ``LiveDecode`` whose capture is being written to ``tee``."""
         super().__init__()
         self.decode = decode
         self.index = MessageIndex()
-        self.loader = Loader(decode, self.index)
+        self.live = decode if isinstance(decode, LiveDecode) else None
+        self.tee = tee
+        self.loader: Loader | LiveLoader = (LiveLoader(decode, self.index, title or "live capture")
+                                            if isinstance(decode, LiveDecode) else Loader(decode, self.index))
         self.info: CaptureInfo = self.loader.info
         self.sub_title = title or decode.capture.path
         self.loading = True
-        self.locating = True  # the second read, for where the bytes are (after the first)
+        self.locating = self.live is None  # the second read, for where the bytes are (after the first)
         self.locator: Locator | None = None
         self.progress: Progress | None = None
+        self.paused = False
         self._cancel = threading.Event()
+        self._shown_rows = -1
+        self._capturing = False  # the capture thread has been started
 
     @property
     def first_ts(self) -> float:
@@ -62,7 +85,80 @@ class BtsharkApp(App):
 
     def on_mount(self) -> None:
         self.push_screen(MainScreen())
-        self._load()
+        if isinstance(self.loader, LiveLoader):
+            self._capturing = True
+            self._capture()
+            self._batches = self.set_interval(LIVE_BATCH, self._live_batch)
+        else:
+            self._load()
+
+    # -- live capture ---------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _capture(self) -> None:
+        assert isinstance(self.loader, LiveLoader)
+        self.loader.run()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.live is not None or action not in self.LIVE_ACTIONS
+
+    def _live_batch(self) -> None:
+        """The timer's batch: counts always; rows and sessions unless paused (and only when new)."""
+        assert isinstance(self.loader, LiveLoader)
+        captured, dropped = self.loader.counts()
+        for screen in self.screen_stack:
+            if hasattr(screen, "on_live_counts"):
+                screen.on_live_counts(captured, dropped, self.paused)
+        if self.paused:
+            return
+        progress = self.loader.snapshot()
+        if progress.done:
+            self._batches.stop()
+        elif progress.rows == self._shown_rows:
+            return
+        self._shown_rows = progress.rows
+        self.post_message(LoadProgress(progress))
+
+    def action_pause(self) -> None:
+        if self.live is None:
+            return
+        self.paused = not self.paused
+        self._live_batch()
+
+    async def action_stop_capture(self) -> None:
+        """Stop capturing (the view keeps what was captured; the dropped count becomes known)."""
+        if self.live is not None:
+            await asyncio.to_thread(self.end_capture)
+
+    def end_capture(self) -> None:
+        """Stop the capture and wait for its thread and for dumpcap to end (any thread; idempotent)."""
+        if self.live is None:
+            return
+        self.live.stop()
+        if self._capturing:
+            assert isinstance(self.loader, LiveLoader)
+            self.loader.finished.wait()
+        self.live.close()
+
+    def close_live(self) -> None:
+        """End the capture and remove its temporary file (the CLI calls it too, however the app ended)."""
+        self.end_capture()
+        if self.tee is not None and os.path.exists(self.tee):
+            os.unlink(self.tee)
+
+    async def action_quit(self) -> None:
+        if self.live is not None:
+            self._batches.stop()
+        await asyncio.to_thread(self.close_live)
+        self.exit()
+
+    def action_save(self) -> None:
+        if self.live is None or self.tee is None:
+            return
+        from .screens.save import SaveScreen
+
+        if not isinstance(self.screen, SaveScreen):
+            self.push_screen(SaveScreen(self.tee))
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self) -> None:
@@ -97,6 +193,8 @@ class BtsharkApp(App):
     def message_bytes(self, span: object) -> tuple[bytes | None, str]:
         """A message's bytes from the capture file, or None and why not (called from a worker thread)."""
         locator = self.locator
+        if self.live is not None:
+            return None, "a live capture's bytes are not shown: save it (w) and open the file"
         if locator is None:
             return None, ("finding where the bytes are in the capture file…" if self.locating
                           else "bytes not located (reading was stopped)")

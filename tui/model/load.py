@@ -5,6 +5,11 @@ asked, so the decode runs in a thread that hands over a batch (progress, rows
 so far) every ``every`` seconds and checks a cancel flag between frames' records.
 Only this thread appends to the index; the UI reads rows below the count it was
 last told, which arrays make safe.
+
+A live capture has no end and may fall silent for minutes, so its thread cannot
+be the one that decides when a batch is due (it sleeps in a read while the last
+rows wait): it only publishes how many rows are complete, and the UI takes a
+snapshot on its own timer (``LiveLoader.snapshot``).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from inspector.capfile import CaptureError, CaptureFile
 from inspector.locate import Locator
 from inspector.pipeline import CaptureDecode
 from inspector.session import Session
+from inspector.sniff import DumpcapSource, LiveDecode
 
 from .index import MessageIndex
 
@@ -128,3 +134,47 @@ def _linktypes(path: str) -> tuple[int, ...]:
     except CaptureError:
         pass
     return tuple(seen)
+
+
+class LiveLoader:
+    """A live capture decoded into a MessageIndex until it is stopped.
+
+    ``run`` is the capture thread; ``snapshot`` and ``counts`` are for the UI thread.
+    """
+
+    def __init__(self, live: LiveDecode, index: MessageIndex, label: str) -> None:
+        self.live = live
+        self.index = index
+        self.info = CaptureInfo(label, 0, "pcapng")
+        self.rows = 0  # rows complete in the index: the only thing the UI reads of them
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        """Decode until the capture stops (``live.stop``); the source is closed when it does."""
+        index, info = self.index, self.info
+        try:
+            for record in self.live:
+                index.append(record)
+                self.rows = len(index)
+                info.last = record.ts
+        finally:
+            info.first = self.live.first_ts
+            info.frames = self.live.captured
+            info.warnings = list(self.live.warnings)
+            self.finished.set()
+
+    def snapshot(self) -> Progress:
+        """Rows and sessions so far (``done`` once the capture has stopped and every row is in)."""
+        done = self.finished.is_set()
+        rows = self.rows
+        known = self.index.sessions
+        # A session the decoder has opened but no row of which is in yet waits for the next snapshot.
+        sessions = [s for s in list(self.live.sessions) if s.id in known]
+        return Progress(rows, 0, rows, sessions, done=done, warnings=list(self.info.warnings) if done else [])
+
+    def counts(self) -> tuple[int, int | None]:
+        """Frames captured so far, and dropped by the kernel (known only once the capture has stopped)."""
+        if self.finished.is_set():
+            return self.live.captured, self.live.dropped
+        source = self.live.source
+        return (source.capture.frame_count if isinstance(source, DumpcapSource) else source.captured), None

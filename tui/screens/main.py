@@ -1,4 +1,10 @@
-"""The main screen, as in Wireshark: filter, sessions, messages, details, bytes."""
+"""The main screen, as in Wireshark: filter, sessions, messages, details, bytes.
+
+On a live capture a status line takes the progress bar's place: frames captured
+and dropped, whether the messages table follows the newest message, and
+whether the view is paused. A filter is applied to each live batch's new rows
+only, so following a filtered capture costs what the batch holds.
+"""
 from __future__ import annotations
 
 from array import array
@@ -36,6 +42,8 @@ class MainScreen(Screen):
         self.session: int | None = None  # None: all sessions
         self.expression = ""
         self.filtered: array | None = None  # rows kept by the filter, or None when none applies
+        self._rows = 0  # rows the loader has handed over (all of them complete)
+        self._filtered_upto = 0  # rows below this have been through the filter
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -44,42 +52,89 @@ class MainScreen(Screen):
         with Vertical(id="loading"):
             yield Label("Reading the capture… (Esc stops)", id="loading-label")
             yield ProgressBar(total=100, show_eta=False, id="loading-bar")
+        yield Label("", id="live-status")
         yield SessionsTable(id="sessions")
         yield Static(HEADER, id="messages-header")
-        yield MessagesView(app.index, id="messages")
+        yield MessagesView(app.index, live=app.live is not None, id="messages")
         with Horizontal(id="lower"):
             yield DetailsTree(id="details")
             yield HexPane(id="hex")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(MessagesView).focus()  # as in Wireshark: keys go to the list; / reaches the filter
+        view = self.query_one(MessagesView)
+        view.focus()  # as in Wireshark: keys go to the list; / reaches the filter
+        live = self.app.live is not None
+        self.query_one("#loading").display = not live
+        self.query_one("#live-status").display = live
+        self._counts: tuple[int, int | None, bool] = (0, None, False)
+        if live:
+            self.watch(view, "following", lambda _: self._show_live_status(), init=False)
+            self._show_live_status()
+
+    # -- live --------------------------------------------------------------------------
+
+    def on_live_counts(self, captured: int, dropped: int | None, paused: bool) -> None:
+        if (captured, dropped, paused) != self._counts:
+            self._counts = (captured, dropped, paused)
+            self._show_live_status()
+
+    def _show_live_status(self) -> None:
+        captured, dropped, paused = self._counts
+        done = not self.app.loading
+        parts = [f"{'Stopped' if done else 'Capturing'} on {self.app.info.path}",
+                 f"{captured:,} frames captured",
+                 f"{dropped:,} dropped" if dropped is not None else "dropped: counted when stopped (ctrl+e)"]
+        if paused:
+            parts.append("PAUSED (space resumes; capture continues)")
+        if not done:
+            parts.append("following" if self.query_one(MessagesView).following else "not following (End follows)")
+        self.query_one("#live-status", Label).update(" · ".join(parts))
 
     # -- loading ----------------------------------------------------------------------
 
     def on_load_progress(self, message: LoadProgress) -> None:
         p = message.progress
+        self._rows = p.rows
         bar = self.query_one("#loading-bar", ProgressBar)
         bar.update(total=max(p.size, 1), progress=p.read)
         self.query_one(SessionsTable).update_sessions(p.sessions)
         view = self.query_one(MessagesView)
-        if self.expression:
+        if view.first_ts != self.app.first_ts:  # a live capture's first frame came after the first show
+            view.first_ts = self.app.first_ts
+            view.refresh_rows()
+        if self.expression and self.app.live is not None:
+            self._filter_new(p.rows)
+        elif self.expression:
             pass  # the filter is applied again when loading ends
         elif self.session is None:
             view.rows = range(p.rows)
             view.grew()
-            if p.rows and view.selected_row < 0:
-                view.set_cursor(0, force=True)
         elif view.rows is self.app.index.by_session.get(self.session):
             view.grew()
         if p.done:
             self.query_one("#loading").display = False
+            if self.app.live is not None:
+                self._show_live_status()
             if p.cancelled:
                 self.notify(f"Stopped reading: {p.rows} messages so far", severity="warning")
             for warning in p.warnings:
                 self.notify(warning, severity="warning", timeout=10)
             if self.expression:
                 self._apply()
+
+    def _filter_new(self, rows: int) -> None:
+        """Extend a live filter's result with the rows that came since it was last applied."""
+        if self.filtered is None:
+            return  # the worker filtering everything so far has not finished: it takes these too
+        keep_fn = compile_filter(self.expression)
+        ix = self.app.index
+        kind, session = ix.kind, ix.session
+        fresh = (r for r in range(self._filtered_upto, rows)
+                 if (self.session is None or session[r] == self.session) and keep_fn(TYPES[kind[r]], session[r]))
+        self.filtered.extend(fresh)
+        self._filtered_upto = rows
+        self.query_one(MessagesView).grew()
 
     def action_cancel_load(self) -> None:
         if self.app.loading:
@@ -90,7 +145,7 @@ class MainScreen(Screen):
     def _base(self) -> array | range:
         index = self.app.index
         if self.session is None:
-            return range(len(index))
+            return range(self._rows)
         return index.by_session.get(self.session, array("I"))
 
     @on(DataTable.RowHighlighted, "#sessions")
@@ -106,19 +161,21 @@ class MainScreen(Screen):
             self.filtered = None
             view.show(self._base(), self.app.first_ts, keep_row=keep if keep >= 0 else None)
             return
-        self._filter(self.expression, self._base(), keep)
+        self.filtered = None  # until the worker has it; live batches meanwhile wait for it
+        self._filter(self.expression, self._base(), keep, self._rows)
 
     @work(thread=True, exclusive=True, group="filter")
-    def _filter(self, expression: str, base: array | range, keep: int) -> None:
+    def _filter(self, expression: str, base: array | range, keep: int, upto: int) -> None:
         keep_fn = compile_filter(expression)
         ix = self.app.index
         kind, session = ix.kind, ix.session
         names = TYPES
-        rows = array("I", (r for r in base if keep_fn(names[kind[r]], session[r])))
-        self.app.call_from_thread(self._filtered, rows, keep)
+        rows = array("I", (r for r in base if r < upto and keep_fn(names[kind[r]], session[r])))
+        self.app.call_from_thread(self._filtered, rows, keep, upto)
 
-    def _filtered(self, rows: array, keep: int) -> None:
+    def _filtered(self, rows: array, keep: int, upto: int) -> None:
         self.filtered = rows
+        self._filtered_upto = upto
         self.query_one(MessagesView).show(rows, self.app.first_ts, keep_row=keep if keep >= 0 else None)
 
     @on(FilterBar.Applied)

@@ -3,6 +3,9 @@
 No widget per row and no measuring (DataTable measures every cell): a row is
 drawn from the index's columns only when it scrolls into view, and the strips
 drawn lately are cached. A million rows cost their array of row ids.
+
+On a live capture the table follows the newest row (``following``) until the
+user moves or scrolls away, and End follows again, as ``tail -f`` viewers do.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ class MessagesView(ScrollView, can_focus=True):
         Binding("end,G", "jump(-1)", "Last", show=False),
     ]
     cursor = reactive(0, repaint=False)
+    following = reactive(False, repaint=False)  # the cursor stays on the newest row as rows arrive
 
     class Selected(Message):
         """The cursor is on index row ``row`` (-1: no rows)."""
@@ -57,13 +61,16 @@ class MessagesView(ScrollView, can_focus=True):
             super().__init__()
             self.row = row
 
-    def __init__(self, index: MessageIndex, **kw) -> None:
+    def __init__(self, index: MessageIndex, *, live: bool = False, **kw) -> None:
         super().__init__(**kw)
         self.index = index
+        self.live = live  # End follows the newest row (and it starts following)
+        self.set_reactive(MessagesView.following, live)
         self.rows: array | range = range(0)
         self.first_ts = 0.0
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
         self._generation = 0
+        self._posted = -1  # the row last posted as Selected
 
     # -- what is shown -----------------------------------------------------------------
 
@@ -75,14 +82,22 @@ class MessagesView(ScrollView, can_focus=True):
         self._cache.clear()
         self.virtual_size = Size(200, len(rows))
         at = 0
-        if keep_row is not None and len(rows):
+        if self.following:
+            at = len(rows) - 1
+        elif keep_row is not None and len(rows):
             at = _position(rows, keep_row)
         self.set_cursor(at, force=True)
         self.refresh()
 
     def grew(self) -> None:
-        """More rows arrived at the end of what is shown (loading)."""
+        """More rows arrived at the end of what is shown (loading, or live)."""
         self.virtual_size = Size(200, len(self.rows))
+        self.set_cursor(len(self.rows) - 1 if self.following else self.cursor)
+        self.refresh()
+
+    def refresh_rows(self) -> None:
+        """Draw every row again (the first frame's time changed)."""
+        self._cache.clear()
         self.refresh()
 
     @property
@@ -90,13 +105,17 @@ class MessagesView(ScrollView, can_focus=True):
         return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else -1
 
     def set_cursor(self, position: int, force: bool = False) -> None:
+        """Move the cursor; ``Selected`` is posted when it moves, or the row under it changes
+        (the first rows arriving under a cursor that had none)."""
         position = max(0, min(position, len(self.rows) - 1))
-        if position != self.cursor or force:
+        row = self.rows[position] if 0 <= position < len(self.rows) else -1
+        if position != self.cursor or force or row != self._posted:
             old, self.cursor = self.cursor, position
             self.refresh_line(old)
             self.refresh_line(position)
             self.scroll_to_line(position)
-            self.post_message(self.Selected(self.selected_row))
+            self._posted = row
+            self.post_message(self.Selected(row))
 
     def scroll_to_line(self, position: int) -> None:
         top, height = self.scroll_offset.y, self.scrollable_content_region.height or 1
@@ -108,19 +127,26 @@ class MessagesView(ScrollView, can_focus=True):
     # -- actions -------------------------------------------------------------------------
 
     def action_move(self, delta: int) -> None:
+        self.following = False
         self.set_cursor(self.cursor + delta)
 
     def action_page(self, delta: int) -> None:
+        self.following = False
         page = max(1, self.scrollable_content_region.height - 1)
         self.set_cursor(self.cursor + delta * page)
         self.scroll_to(y=max(0, self.cursor - page // 2) if delta < 0 else self.scroll_offset.y + delta * page,
                        animate=False)
 
     def action_jump(self, where: int) -> None:
+        self.following = self.live and where < 0
         self.set_cursor(where if where >= 0 else len(self.rows) - 1)
 
     def on_click(self, event: events.Click) -> None:
+        self.following = False
         self.set_cursor(event.y + self.scroll_offset.y)
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.following = False  # the wheel scrolls (ScrollView's own handler); the view stays where it goes
 
     # -- drawing -----------------------------------------------------------------------------
 
