@@ -78,6 +78,7 @@ class _DumpcapPipe:
         data = os.read(self.fd, size)  # blocks until some bytes come; b"" once dumpcap has exited
         if self.tee is not None and data:
             self.tee.write(data)
+            self.tee.flush()  # the file holds what was decoded (a live save copies it whole)
         return data
 
     def close(self) -> None:
@@ -228,6 +229,8 @@ class SocketSource:
                 try:
                     size, ancdata, _flags, addr = recv((view,), anc, socket.MSG_DONTWAIT)
                 except BlockingIOError:
+                    if tee is not None:
+                        tee.flush()  # once per wake-up: the file holds what was decoded
                     break
                 if loopback and addr[2] == _PACKET_OUTGOING:  # lo shows each packet twice, as libpcap knows
                     continue
@@ -258,11 +261,17 @@ class SocketSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def poll_dropped(self) -> int:
+        """Frames the kernel dropped so far (the socket's counter resets on each read: summed here)."""
+        if self._sock.fileno() >= 0:
+            raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _PACKET_STATS.size)
+            self.dropped += _PACKET_STATS.unpack(raw)[1]
+        return self.dropped
+
     def close(self) -> None:
         if self._sock.fileno() < 0:
             return
-        raw = self._sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _PACKET_STATS.size)
-        self.dropped += _PACKET_STATS.unpack(raw)[1]
+        self.poll_dropped()
         self._sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -292,6 +301,11 @@ class LiveDecode(CaptureDecode):
     @property
     def dropped(self) -> int:
         return self.source.dropped
+
+    def dropped_so_far(self) -> int | None:
+        """The kernel's drops while still capturing: the socket's counter; dumpcap tells only at its end."""
+        poll = getattr(self.source, "poll_dropped", None)
+        return poll() if poll is not None else None
 
 
 def open_live(iface: str, bpf: str = DEFAULT_FILTER, backend: str | None = None,

@@ -173,8 +173,10 @@ class LiveLoader:
         return Progress(rows, 0, rows, sessions, done=done, warnings=list(self.info.warnings) if done else [])
 
     def counts(self) -> tuple[int, int | None]:
-        """Frames captured so far, and dropped by the kernel (known only once the capture has stopped)."""
+        """Frames captured so far, and dropped by the kernel (dumpcap's: known once the capture has stopped)."""
         if self.finished.is_set():
             return self.live.captured, self.live.dropped
         source = self.live.source
-        return (source.capture.frame_count if isinstance(source, DumpcapSource) else source.captured), None
+        if isinstance(source, DumpcapSource):
+            return source.capture.frame_count, None
+        return source.captured, self.live.dropped_so_far()

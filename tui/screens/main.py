@@ -84,7 +84,7 @@ class MainScreen(Screen):
         done = not self.app.loading
         parts = [f"{'Stopped' if done else 'Capturing'} on {self.app.info.path}",
                  f"{captured:,} frames captured",
-                 f"{dropped:,} dropped" if dropped is not None else "dropped: counted when stopped (ctrl+e)"]
+                 f"{dropped:,} dropped" if dropped is not None else "dropped: dumpcap counts them when stopped (ctrl+e)"]
         if paused:
             parts.append("PAUSED (space resumes; capture continues)")
         if not done:

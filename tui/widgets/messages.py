@@ -69,7 +69,6 @@ class MessagesView(ScrollView, can_focus=True):
         self.rows: array | range = range(0)
         self.first_ts = 0.0
         self._cache: LRUCache[tuple[int, int], Strip] = LRUCache(1024)
-        self._generation = 0
         self._posted = -1  # the row last posted as Selected
 
     # -- what is shown -----------------------------------------------------------------
@@ -78,7 +77,6 @@ class MessagesView(ScrollView, can_focus=True):
         """Show ``rows`` (index row ids); the cursor stays on ``keep_row`` when it is among them."""
         self.rows = rows
         self.first_ts = first_ts
-        self._generation += 1
         self._cache.clear()
         self.virtual_size = Size(200, len(rows))
         at = 0
