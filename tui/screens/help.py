@@ -23,6 +23,10 @@ TEXT = """\
 | Esc | stop reading the capture; close a view |
 | Ctrl+P | command palette |
 | `?` | this help |
+| End | live (`btshark tui -i`): follow the newest message again (any scrolling stops following) |
+| space | live: pause/resume the view (the capture goes on) |
+| `w` | live: save what was captured (pcapng) |
+| Ctrl+E | live: stop capturing |
 | `q` | quit |
 
 Click a column header in the sessions table to sort by it (again: reversed).
