@@ -11,6 +11,7 @@ way a live capture is only a ``FrameSource``; everything after it is
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
@@ -31,6 +32,7 @@ __all__ = ["BACKENDS", "DEFAULT_FILTER", "LiveDecode", "SniffError", "default_ba
 BACKENDS = ("dumpcap", "scapy")
 DEFAULT_FILTER = "tcp or udp"  # BitTorrent runs on any port; uTP on UDP
 BUFFER_MIB = 64  # kernel capture buffer: absorbs the decoder's pauses at full speed
+PIPE_BYTES = 1 << 20  # dumpcap's pipe to us (Linux's default limit for an unprivileged process)
 
 # Linux packet sockets (linux/if_packet.h, linux/if_ether.h, linux/if_arp.h)
 _ETH_P_ALL = 0x0003
@@ -108,6 +110,10 @@ class DumpcapSource:
         assert self._proc.stdout is not None
         fd = os.dup(self._proc.stdout.fileno())
         self._proc.stdout.close()
+        try:  # a bigger pipe: fewer wake-ups for both, and dumpcap blocks less when we fall behind
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass
         try:
             self.capture = CaptureFile(_DumpcapPipe(fd, tee))
         except CaptureError:  # dumpcap exited before writing a header: it says why
