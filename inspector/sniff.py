@@ -32,6 +32,7 @@ __all__ = ["BACKENDS", "DEFAULT_FILTER", "LiveDecode", "SniffError", "default_ba
 BACKENDS = ("dumpcap", "scapy")
 DEFAULT_FILTER = "tcp or udp"  # BitTorrent runs on any port; uTP on UDP
 BUFFER_MIB = 64  # kernel capture buffer: absorbs the decoder's pauses at full speed
+DUMPCAP_BUFFER_MIB = 256  # dumpcap's ring holds frames while its pipe to us is full (the decoder's pauses)
 PIPE_BYTES = 1 << 20  # dumpcap's pipe to us (Linux's default limit for an unprivileged process)
 
 # Linux packet sockets (linux/if_packet.h, linux/if_ether.h, linux/if_arp.h)
@@ -103,7 +104,7 @@ class DumpcapSource:
         tee = _create(write)
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: dumpcap never blocks on it
         self._proc = subprocess.Popen(
-            [exe, "-i", iface, "-f", bpf, "-w", "-", "-q", "-n", "-B", str(BUFFER_MIB)],
+            [exe, "-i", iface, "-f", bpf, "-w", "-", "-q", "-n", "-B", str(DUMPCAP_BUFFER_MIB)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
             process_group=0,  # the terminal's Ctrl-C reaches btshark, which stops dumpcap in order
         )
