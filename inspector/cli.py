@@ -41,7 +41,6 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
     """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped)."""
     from .capfile import CaptureError
     from .filters import FilterError, compile_filter
-    from .output import write_records, write_sessions
     from .pipeline import CaptureDecode
 
     try:
@@ -49,6 +48,16 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
         decode = CaptureDecode(capture or str(SAMPLE))
     except (CaptureError, FilterError) as exc:
         raise Failure(str(exc)) from None
+    try:
+        _output(decode, keep, count, sessions, fmt, sys.stdout)
+    finally:
+        _warn(decode.warnings)
+
+
+def _output(decode, keep, count: int | None, sessions: bool, fmt: str, out) -> None:
+    """The decode's records (filtered, counted) or, with ``sessions``, its sessions, as ``read`` prints them."""
+    from .output import write_records, write_sessions
+
     records = iter(decode)
     if keep is not None:
         records = (r for r in records if keep(r.event.type, r.session.id))
@@ -58,14 +67,12 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
         if sessions:
             for _ in records:
                 pass
-            write_sessions(decode.sessions, fmt, sys.stdout)
+            write_sessions(decode.sessions, fmt, out)
         else:
-            write_records(records, fmt, sys.stdout, lambda: decode.first_ts)
+            write_records(records, fmt, out, lambda: decode.first_ts)
     except BrokenPipeError:
         # Output piped into head and the like: stop quietly, exit 0, as tshark does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    finally:
-        _warn(decode.warnings)
 
 
 def _first_messages(records, count: int):
@@ -100,7 +107,6 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
     import threading
 
     from .filters import FilterError, compile_filter
-    from .output import write_records, write_sessions
     from .sniff import DEFAULT_FILTER, SniffError, open_live
 
     duration = _duration(autostop) if autostop is not None else None
@@ -121,21 +127,9 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
     if timer is not None:
         timer.daemon = True
         timer.start()
-    records = iter(decode)
-    if keep is not None:
-        records = (r for r in records if keep(r.event.type, r.session.id))
-    if count is not None:
-        records = _first_messages(records, count)
     try:
-        if sessions:
-            for _ in records:
-                pass
-            write_sessions(decode.sessions, fmt, sys.stdout)
-        else:
-            write_records(records, fmt, _Flushing(sys.stdout), lambda: decode.first_ts)
+        _output(decode, keep, count, sessions, fmt, _Flushing(sys.stdout))
         sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         if timer is not None:
             timer.cancel()
