@@ -16,6 +16,7 @@ Predicate = Callable[[str, int], bool]  # (type, session id) -> keep?
 FIELDS = ("type", "session")
 _TOKEN = re.compile(r"\s*(==|!=|&&|\|\||[!(){}]|[A-Za-z_][A-Za-z0-9_.]*|\d+)")
 _TYPES = frozenset(MESSAGE_TYPES) | {"finding"}
+MAX_DEPTH = 64  # parentheses
 
 
 class FilterError(ValueError):
@@ -48,6 +49,7 @@ def _tokenize(text: str) -> list[str]:
 class _Parser:
     def __init__(self, tokens: list[str], text: str) -> None:
         self.tokens, self.text, self.pos = tokens, text, 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -59,35 +61,45 @@ class _Parser:
         self.pos += 1
         return token
 
+    # Chains are kept as flat lists and negations counted, never nested: a hostile
+    # filter of a thousand terms or "!"s must not recurse once per term.
+
     def expression(self) -> Predicate:
-        left = self.conjunction()
+        terms = [self.conjunction()]
         while self.peek() in ("||", "or"):
             self.take()
-            right = self.conjunction()
-            left = (lambda l, r: lambda t, s: l(t, s) or r(t, s))(left, right)
-        return left
+            terms.append(self.conjunction())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda t, s: any(p(t, s) for p in terms)
 
     def conjunction(self) -> Predicate:
-        left = self.negation()
+        terms = [self.negation()]
         while self.peek() in ("&&", "and"):
             self.take()
-            right = self.negation()
-            left = (lambda l, r: lambda t, s: l(t, s) and r(t, s))(left, right)
-        return left
+            terms.append(self.negation())
+        if len(terms) == 1:
+            return terms[0]
+        return lambda t, s: all(p(t, s) for p in terms)
 
     def negation(self) -> Predicate:
-        if self.peek() in ("!", "not"):
+        flips = 0
+        while self.peek() in ("!", "not"):
             self.take()
-            inner = self.negation()
-            return lambda t, s: not inner(t, s)
-        return self.atom()
+            flips += 1
+        inner = self.atom()
+        return (lambda t, s: not inner(t, s)) if flips % 2 else inner
 
     def atom(self) -> Predicate:
         token = self.take()
         if token == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(f"filter {self.text[:40]!r}… nests parentheses deeper than {MAX_DEPTH}")
             inner = self.expression()
             if self.take() != ")":
                 raise FilterError(f"missing ')' in filter {self.text!r}")
+            self.depth -= 1
             return inner
         if token in _TYPES:
             return lambda t, s: t == token
@@ -117,6 +129,8 @@ class _Parser:
         if field == "session":
             if not token.isdigit():
                 raise FilterError(f"session ids are numbers, not {token!r}")
+            if len(token) > 18:
+                raise FilterError(f"session id {token[:20]}… is too large")
             return int(token)
         if token not in _TYPES:
             raise FilterError(f"unknown message type {token!r}")

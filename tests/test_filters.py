@@ -1,0 +1,74 @@
+"""The -Y filter compiler: its semantics, and hostile expressions (issue 10, item 9)."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from conftest import REPO, run_btshark
+from inspector.filters import MAX_DEPTH, FilterError, compile_filter
+
+CASES = [("piece", 1), ("have", 2), ("request", 1), ("piece", 3)]
+
+
+def kept(expression: str) -> list[tuple[str, int]]:
+    keep = compile_filter(expression)
+    return [(t, s) for t, s in CASES if keep(t, s)]
+
+
+def test_precedence_and_negation():
+    assert kept("piece || have && session == 2") == [("piece", 1), ("have", 2), ("piece", 3)]
+    assert kept("(piece || have) && session != 2") == [("piece", 1), ("piece", 3)]
+    assert kept("!piece") == [("have", 2), ("request", 1)]
+    assert kept("!!piece") == kept("piece")
+    assert kept("not not not piece") == kept("!piece")
+    assert kept("type in {have request} or session == 3") == [("have", 2), ("request", 1), ("piece", 3)]
+
+
+@pytest.mark.parametrize("expression", [
+    "(" * 250 + "piece" + ")" * 250,
+    "(" * (MAX_DEPTH + 1) + "piece" + ")" * (MAX_DEPTH + 1),
+])
+def test_deep_parentheses_are_refused_in_one_line(expression):
+    with pytest.raises(FilterError, match=f"deeper than {MAX_DEPTH}"):
+        compile_filter(expression)
+
+
+def test_nesting_up_to_the_limit_works():
+    depth = MAX_DEPTH
+    assert kept("(" * depth + "have" + ")" * depth) == [("have", 2)]
+
+
+def test_long_chains_and_many_negations_neither_recurse_nor_fail():
+    assert kept("!" * 1000 + "piece") == kept("piece")
+    assert kept("!" * 1001 + "piece") == kept("!piece")
+    assert kept(" || ".join(["keepalive"] * 999 + ["have"])) == [("have", 2)]
+    assert kept(" && ".join(["!keepalive"] * 1000)) == CASES
+
+
+def test_a_session_id_too_large_is_an_error_not_a_traceback():
+    with pytest.raises(FilterError, match="too large"):
+        compile_filter("session == " + "9" * 5000)
+
+
+@pytest.mark.parametrize("expression", ["(" * 250 + "piece" + ")" * 250, "session == " + "7" * 5000,
+                                        " || ".join(["piece"] * 1000)])
+def test_the_command_line_says_one_line(expression):
+    run = run_btshark("read", REPO / "captures" / "aria2-to-libtorrent.pcap", "-Y", expression, "-c", "1")
+    err = run.stderr.decode()
+    assert "Traceback" not in err
+    if " || " in expression:
+        assert run.returncode == 0 and len(run.stdout.splitlines()) == 1
+    else:
+        assert run.returncode == 2 and err.count("\n") == 1 and err.startswith("btshark: error: ")
+
+
+def test_every_small_expression_compiles_or_fails_cleanly():
+    atoms = ["piece", "have", "(", ")", "!", "&&", "||", "session", "==", "2", "type", "in", "{", "}"]
+    for n in range(1, 4):
+        for combo in itertools.product(atoms, repeat=n):
+            try:
+                keep = compile_filter(" ".join(combo))
+            except FilterError:
+                continue
+            keep("piece", 2)
