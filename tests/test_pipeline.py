@@ -643,3 +643,27 @@ def test_utp_cut_by_the_snap_length_reports_only_what_it_holds(tmp_path):
         assert i < len(expected), f"{record} is not among the full capture's messages"
         i += 1
     assert sum(r["type"] == "piece" for r in cut) >= 50 and sum(r["type"] == "request" for r in cut) >= 50
+
+
+def test_a_flood_of_land_connections_does_not_crash_the_flow_table(monkeypatch):
+    """Source = destination (address and port): both table keys are one key, so the table once
+    held no flow it could evict and raised ValueError (issue 10, item 1)."""
+    monkeypatch.setattr(pipeline, "MAX_FLOWS", 4)
+    decoder = pipeline.Decoder()
+    for i in range(40):
+        conv = TcpConversation(a=("10.0.3.1", 20000 + i), b=("10.0.3.1", 20000 + i), t0=1_700_000_000.0 + i)
+        conv.packet(0, "S")
+        _feed(decoder, conv.packets)
+        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS
+
+
+def test_a_full_flow_table_evicts_its_least_recently_active_eighth_at_once(monkeypatch):
+    """One pass per n/8 new flows, not a scan of the table per new flow (issue 10, item 3)."""
+    monkeypatch.setattr(pipeline, "MAX_FLOWS", 64)
+    decoder = pipeline.Decoder()
+    for i in range(65):
+        conv = TcpConversation(a=(f"10.0.4.{i % 250 + 1}", 30000 + i), t0=1_700_000_000.0 + i)
+        conv.open().send(0, bt_handshake(HASH, PEER_A))
+        _feed(decoder, conv.packets)
+    states = [s.state for s in decoder.sessions]
+    assert states == ["evicted"] * 8 + ["open"] * 57
