@@ -319,6 +319,9 @@ def tui(capture: str | None, iface: str | None, bpf: str | None, backend: str | 
 
 def main() -> None:
     """Entry point: one-line errors, tshark's exit codes, no tracebacks for the expected."""
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show "→" gets "\u2192", not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         cli.main(prog_name="btshark", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import os
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -435,3 +436,12 @@ def test_big_capture_is_fully_decoded(big_capture):
     records = read_jsonl(big_capture)
     assert [r["index"] for r in records if r["type"] == "have"] == list(range(6000))
     assert [r["type"] for r in records][-2:] == ["request", "piece"]
+
+
+def test_a_terminal_that_cannot_encode_the_arrow_gets_an_escape_not_a_traceback():
+    """PYTHONIOENCODING=ascii (a non-UTF-8 terminal) once raised UnicodeEncodeError on "→" (issue 10, item 11)."""
+    run = subprocess.run([*btshark_command(), "read", str(SAMPLE), "-c", "2"], capture_output=True,
+                         env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=60)
+    assert run.returncode == 0 and b"Traceback" not in run.stderr, run.stderr
+    lines = run.stdout.decode("ascii").splitlines()
+    assert len(lines) == 2 and all("\\u2192" in line for line in lines)
