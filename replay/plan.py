@@ -232,9 +232,11 @@ def build(capture: str, session: int, side: str, torrent: Torrent | None = None)
         if found is None:
             listed = ", ".join(str(s.id) for s in sessions[:20]) or "none"
             raise PlanError(f"no session {session} in {capture} (its sessions: {listed})")
-        if found.encrypted:
-            raise PlanError(f"session {session} is encrypted (MSE/PE): its messages cannot be read, so not replayed")
         me, them = ids[mine], ids[1 - mine]
+        # MSE that selected plaintext shows its handshakes and messages: that is replayable (in
+        # plaintext); with RC4 nothing was read.
+        if found.encrypted and me.info_hash is None and them.info_hash is None:
+            raise PlanError(f"session {session} is encrypted (MSE/PE): its messages cannot be read, so not replayed")
         if me.info_hash is None:
             raise PlanError(f"side {side} of session {session} has no captured handshake: "
                             "its peer id, info hash and reserved bytes are unknown")

@@ -142,3 +142,18 @@ def test_differences_name_the_client_extensions_counts_order_and_blocks():
         assert "requests_missing" not in found and "count:interested" not in found  # ours are not theirs
     finally:
         plan.close()
+
+
+def test_mse_that_selected_plaintext_is_planned_from_its_messages():
+    """The nDPI capture negotiates MSE, then speaks plaintext: its handshakes and messages were
+    decoded, so it can be replayed; RC4-encrypted sessions (above) cannot."""
+    from conftest import wild
+
+    path = str(wild("ndpi-mse-then-plaintext.pcapng"))
+    plan = build(path, 1, "b")  # the answering side's handshake went in plaintext after the key exchange
+    try:
+        assert plan.me.info_hash is not None and plan.me.peer_id is not None and plan.steps
+    finally:
+        plan.close()
+    with pytest.raises(PlanError, match="side a of session 1 has no captured handshake"):
+        build(path, 1, "a")  # the opener's went inside the encrypted part (MSE's initial payload)
