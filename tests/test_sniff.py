@@ -103,6 +103,20 @@ def messages(records: list[dict]) -> Counter:
                    for r in records)
 
 
+def transfer(tmp_path: Path):
+    """A 1 MiB torrent of random data in 64 KiB pieces, seeded from ``seed/``, and record.py's
+    recording of an aria2 transfer of it: (seed dir, download dir, size, payload, torrent, recording)."""
+    seed_dir, dl_dir = tmp_path / "seed", tmp_path / "download"
+    seed_dir.mkdir()
+    dl_dir.mkdir()
+    size, piece = 1 << 20, 64 << 10
+    payload = record.make_payload(seed_dir, size, piece)
+    torrent = tmp_path / "payload.torrent"
+    torrent.write_bytes(record.make_torrent(payload, size, piece))
+    rec = record.Recording("aria2", "tcp", False, size, piece, tmp_path / "unused.pcap", TIMEOUT)
+    return seed_dir, dl_dir, size, payload, torrent, rec
+
+
 def read_jsonl(capture: Path) -> list[str]:
     run = subprocess.run(btshark("read", str(capture), "-T", "jsonl"), capture_output=True, text=True,
                          env=env(), timeout=TIMEOUT)
@@ -115,14 +129,7 @@ def read_jsonl(capture: Path) -> list[str]:
                     reason="needs dumpcap, tcpdump, aria2c, ethtool and ip")
 def test_live_decode_equals_the_saved_file_and_tcpdump(tmp_path: Path) -> None:
     pytest.importorskip("libtorrent")
-    seed_dir, dl_dir = tmp_path / "seed", tmp_path / "download"
-    seed_dir.mkdir()
-    dl_dir.mkdir()
-    size, piece = 1 << 20, 64 << 10
-    payload = record.make_payload(seed_dir, size, piece)
-    torrent = tmp_path / "payload.torrent"
-    torrent.write_bytes(record.make_torrent(payload, size, piece))
-    rec = record.Recording("aria2", "tcp", False, size, piece, tmp_path / "unused.pcap", TIMEOUT)
+    seed_dir, dl_dir, size, payload, torrent, rec = transfer(tmp_path)
     children = []
     sniffs: dict[str, Sniff] = {}
     with record.Namespace(f"btshark-sniff-{os.getpid()}") as ns:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Label
 
-from test_sniff import MARKER, TIMEOUT, marker, needs_root, record
+from test_sniff import MARKER, TIMEOUT, marker, needs_root, record, transfer
 from test_tui import on_loop
 from inspector.pipeline import CaptureDecode
 from tui import make_live_app
@@ -133,14 +133,7 @@ def dumpcaps(ns_name: str) -> list[int]:
 @on_loop
 async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
     pytest.importorskip("libtorrent")
-    seed_dir, dl_dir = tmp_path / "seed", tmp_path / "download"
-    seed_dir.mkdir()
-    dl_dir.mkdir()
-    size, piece = 1 << 20, 64 << 10
-    payload = record.make_payload(seed_dir, size, piece)
-    torrent = tmp_path / "payload.torrent"
-    torrent.write_bytes(record.make_torrent(payload, size, piece))
-    rec = record.Recording("aria2", "tcp", False, size, piece, tmp_path / "unused.pcap", TIMEOUT)
+    seed_dir, dl_dir, size, payload, torrent, rec = transfer(tmp_path)
     children = []
     app = None
     with record.Namespace(f"btshark-tuilive-{os.getpid()}") as ns:
