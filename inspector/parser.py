@@ -457,6 +457,10 @@ class PeerWireParser:
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
         what = "the handshake" if hunt.is_handshake(found) else "next message"
         where = "at the first byte after it" if not found else f"after {skipped}"
+        if hunt.skipped is not None:
+            index, begin, length = hunt.skipped
+            where += (f", the payload of a requested block ({index}:{begin}, {length} bytes) whose piece "
+                      "header the hole held")
         out.append(ev.Finding("resync", f"{what} found {where} ({hunt.why})"))
         if what == "the handshake":
             self._need, self._step = 1, self._read_protocol_length

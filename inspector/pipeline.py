@@ -107,6 +107,8 @@ class Decoder:
         self.fragments = Reassembler()
         self.registry = PeerRegistry()
         self.trials = 0
+        self.flow_count = 0  # flows in ``flows`` (a flow has two to four keys, a "land" flow one)
+        self.swept = float("-inf")  # capture time of the previous sweep
 
     def hot_frame(self, number: int, buf: bytes, begin: int, end: int, ts: float) -> bool:
         """Take the bulk of a transfer in place: in-order segments and bare ACKs of
@@ -121,7 +123,8 @@ class Decoder:
         if entry is None or end - begin < 54:
             return False
         etype, vihl, total, frag, proto, seq, offset_flags = ETH_IP4_TCP_HOT(buf, begin)
-        if etype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF or offset_flags & _CONTROL:
+        if (etype != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x3FFF or offset_flags & _CONTROL
+                or offset_flags < 0x5000):  # a data offset below 5 words: a stack drops the segment
             return False
         size = total - 20 - ((offset_flags >> 10) & 0x3C)
         ip_end = begin + 14 + total
@@ -197,6 +200,7 @@ class Decoder:
             if side == 0 and flow.state < OTHER:
                 self._close(flow, number)
         self.flows.clear()
+        self.flow_count = 0
         self.hot.clear()
 
     # -- flow table ------------------------------------------------------------
@@ -214,6 +218,12 @@ class Decoder:
         flow = Flow("tcp", (a, b), (forward, backward), bool(flags & SYN), ts, self._directions("tcp"))
         self.flows[forward] = (flow, 0)
         self.flows[backward] = (flow, 1)
+        self.flow_count += 1
+        if forward == backward:
+            # Source = destination: a socket connected to itself (or a forged "land"
+            # packet). Both directions are one sequence space, read as side b's; side a
+            # sends nothing, so it is finished from the start and a FIN closes the flow.
+            flow.dirs[0].fin_offset = 0
         return self.flows[key]
 
     def _directions(self, transport: str) -> tuple:
@@ -227,15 +237,25 @@ class Decoder:
         return flow.state == DONE or first.next_seq is None or (first.offset > 0 and (seq + 1) & 0xFFFFFFFF != first.next_seq)
 
     def _forget(self, flow: Flow) -> None:
+        counted = False
         for key in flow.keys:
             table = self.hot if key.__class__ is bytes else self.flows
             if table.get(key, (None,))[0] is flow:
                 del table[key]
+                counted = counted or table is self.flows
+        if counted:
+            self.flow_count -= 1
 
     def sweep(self, now: float, number: int) -> None:
-        """Close idle flows and forget closed ones; the driver calls it every ``SWEEP_EVERY`` frames."""
+        """Close idle flows and forget closed ones; the driver calls it every ``SWEEP_EVERY`` frames.
+
+        Only a flow without a packet since the previous sweep can be idle: a frame
+        stamped far in the future, or a step of the capturing host's clock, then
+        cannot close the connections that are still talking.
+        """
+        previous, self.swept = self.swept, now
         for flow, side in list(self.flows.values()):
-            if side:
+            if side or flow.last_ts >= previous:
                 continue
             idle = now - flow.last_ts
             if flow.state >= OTHER and idle > CLOSED_LINGER or idle > IDLE_TIMEOUT:
@@ -250,12 +270,12 @@ class Decoder:
         if old is not None:
             self._close(old[0], number, state="replaced")
             self._forget(old[0])
-        if len(self.flows) >= 2 * MAX_FLOWS:
+        if self.flow_count >= MAX_FLOWS:
             # The least recently active eighth goes at once: one O(n log n) pass per n/8 new
             # flows, not a scan of the whole table for each (a SYN flood made that quadratic).
             # Flows are counted once however many keys they have (a "land" flow, source =
             # destination, has one).
-            flows = list({id(f): f for f, _ in self.flows.values()}.values())
+            flows = list({id(f): f for f, _ in self.flows.values()}.values())  # a flow once, whatever its keys
             for oldest in heapq.nsmallest(max(1, len(flows) // EVICT_SHARE), flows, key=lambda f: f.last_ts):
                 if oldest.state < OTHER:
                     self._close(oldest, number, state="evicted")
@@ -336,6 +356,7 @@ class Decoder:
         flow.probe = UtpGate(syn)  # one header is not enough: its packets must show a connection
         for *key, side in keys:
             self.flows[tuple(key)] = (flow, side)
+        self.flow_count += 1
         return flow, 0
 
     # -- classification and decoding ---------------------------------------------

@@ -66,7 +66,7 @@ class Torrent:
 class Hunt:
     """The bytes of one direction since its framing was lost, and the search through them."""
 
-    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown", "held")
+    __slots__ = ("why", "starts", "runs", "items", "end", "scan", "unknown", "held", "after_head", "skipped")
 
     def __init__(self, why: str) -> None:
         self.why = why
@@ -77,6 +77,10 @@ class Hunt:
         self.scan = 0  # positions before this are rejected
         self.unknown = False  # a hole of unknown size lies behind us
         self.held = 0  # bytes in ``runs``
+        # Where a requested block's payload would end had the hole ended with its piece
+        # header (``_block_ends``): looked at before any other position. None: not yet asked.
+        self.after_head: list[tuple[int, tuple[int, int, int]]] | None = None
+        self.skipped: tuple[int, int, int] | None = None  # the block whose payload the framing was found past
 
     # -- input -----------------------------------------------------------------
 
@@ -112,7 +116,25 @@ class Hunt:
 
         A handshake found this way starts at the returned position too; ``is_handshake``
         tells the two apart.
+
+        A hole that ended with a piece header leaves the block's payload looking like
+        the stream: payload bytes may read as a run of plausible messages. So when the
+        hole's size is known and the other side has blocks outstanding, the position
+        where such a block's payload would end is tried first, and the search waits
+        for it to be decided.
         """
+        if self.after_head is None:
+            self.after_head = self._block_ends(parser)
+        while self.after_head:
+            q, block = self.after_head[0]
+            verdict = ACCEPT if ended and q == self.end else self._chain(q, parser, ended)
+            if verdict == ACCEPT:
+                self.skipped = block
+                self.after_head = []
+                return q
+            if verdict == WAIT:
+                return None
+            del self.after_head[0]
         while True:
             p = self._candidate(self.scan)
             if p is None:
@@ -129,6 +151,23 @@ class Hunt:
                 self._trim()
                 return None
             self.scan = p + 1
+
+    def _block_ends(self, parser: Any) -> list[tuple[int, tuple[int, int, int]]]:
+        """Positions where an outstanding block's payload ends, if the hole that lost the
+        framing (of known size, first in ``items``) ended with that block's piece header."""
+        items = self.items
+        if not items or not items[0][2] or items[0][0] or self.unknown:
+            return []
+        hole = items[0][1]
+        if hole < 4 + 9 or not parser.expected:
+            return []
+        ends: dict[int, tuple[int, int, int]] = {}
+        for block in parser.expected:
+            if block[2] <= MAX_BLOCK:
+                ends.setdefault(hole + block[2], block)
+            if len(ends) >= 8:
+                break
+        return sorted(ends.items())
 
     def is_handshake(self, p: int) -> bool:
         return self._get(p, p + len(HANDSHAKE_PREFIX)) == HANDSHAKE_PREFIX
