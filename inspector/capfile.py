@@ -22,6 +22,8 @@ CHUNK = 1 << 16  # measured: larger reads cost more in allocation than they save
 # No real packet or block comes near this; a larger length field means the bytes
 # under it are not a record header, so reading on would only produce garbage.
 MAX_BLOCK = 1 << 28
+MAX_RECORD = 1 << 20  # the default largest record read (inspector.limits: --max-record)
+_LISTED = 20  # skipped records named in the warning
 
 # pcap: magic -> (byte order, ticks per second)
 _PCAP_MAGIC = {
@@ -88,13 +90,18 @@ class CaptureFile:
     ``b""`` ends the capture. The stream is closed with the reader.
     """
 
-    __slots__ = ("path", "warnings", "frame_count", "format", "_file", "_read", "_frames", "_base")
+    __slots__ = ("path", "warnings", "frame_count", "format", "max_record", "skipped", "_file", "_read", "_frames",
+                 "_base")
 
-    def __init__(self, path: str | os.PathLike | BinaryIO) -> None:
+    def __init__(self, path: str | os.PathLike | BinaryIO, max_record: int = MAX_RECORD) -> None:
         stream = path if hasattr(path, "read") else None
         self.path = getattr(stream, "name", "<stream>") if stream is not None else os.fspath(path)
         self.warnings: list[str] = []
         self.frame_count = 0
+        # Records longer than this are skipped (read past, never held) and yielded empty,
+        # so frame numbers stay tshark's; ``skipped`` lists the first of them.
+        self.max_record = max_record
+        self.skipped: list[int] = []
         self._base = 0  # file offset of the current buffer's first byte
         self._file = None
         name = os.fsdecode(self.path)
@@ -200,6 +207,29 @@ class CaptureFile:
             f"decoded the {self.frame_count} frames before it"
         )
 
+    def _skip(self, frame: int) -> None:
+        if len(self.skipped) < _LISTED:
+            self.skipped.append(frame)
+
+    def _discard(self, count: int) -> int:
+        """Read past ``count`` bytes without holding them; how many there were."""
+        done = 0
+        while done < count:
+            got = self._more(min(count - done, 1 << 20))
+            if not got:
+                break
+            done += len(got)
+        return done
+
+    def _record_summary(self, skipped: int, inflated: int) -> None:
+        if skipped:
+            listed = ", ".join(map(str, self.skipped)) + (", ..." if skipped > len(self.skipped) else "")
+            self.warnings.append(f"{skipped} records longer than the largest record read (--max-record "
+                                 f"{self.max_record}) were skipped: frames {listed}")
+        if inflated:
+            self.warnings.append(f"{inflated} records claim more captured bytes than the packet had "
+                                 "(captured length above original length)")
+
     def _snap_summary(self, cut: int, snaplens: set[int]) -> None:
         if cut:
             limits = ", ".join(str(s) for s in sorted(snaplens) if s)
@@ -222,25 +252,45 @@ class CaptureFile:
     ) -> Iterator[tuple[float, int, bytes, int, int]]:
         rec = _PCAP_REC[order].unpack_from
         more = self._more
+        max_record = self.max_record
         pos, n, base = _PCAP_HEAD_LEN, len(buf), 0  # base: file offset of buf[0]
-        count = cut = 0
+        count = cut = skipped = inflated = 0
         try:
             while True:
                 start = pos + 16
                 if start <= n:
                     sec, frac, incl, orig = rec(buf, pos)
                     end = start + incl
-                    if end <= n:
+                    if end <= n and incl <= max_record:
                         count += 1
                         self.frame_count = count
                         if incl < orig:
                             cut += 1
+                        elif incl > orig:
+                            inflated += 1
                         yield (sec * div + frac) / div, linktype, buf, start, end
                         pos = end
                         continue
                     if incl > MAX_BLOCK:
                         self._damaged(f"record {count + 1} claims {incl} bytes", base + pos)
                         return
+                    if incl > max_record:
+                        count += 1
+                        self.frame_count = count
+                        skipped += 1
+                        self._skip(count)
+                        yield (sec * div + frac) / div, linktype, b"", 0, 0
+                        if end <= n:
+                            pos = end
+                            continue
+                        left = end - n
+                        if self._discard(left) < left:
+                            self._cut_short(f"record {count}", base + pos, 16 + incl, n - pos)
+                            return
+                        base += end
+                        self._base = base
+                        buf, pos, n = b"", 0, 0
+                        continue
                     needed = 16 + incl
                 else:
                     needed = 16
@@ -254,14 +304,16 @@ class CaptureFile:
                 buf = buf[pos:] + chunk
                 pos, n = 0, len(buf)
         finally:
+            self._record_summary(skipped, inflated)
             self._snap_summary(cut, {snaplen})
 
     def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes, int, int]]:
         """Packets of a pcapng file, section by section; ``buf`` holds its first bytes."""
         more = self._more
+        largest = self.max_record + 32  # a packet block's length beyond its data
         pos, n, base = 0, len(buf), 0  # base: file offset of buf[0]
         eof = False
-        count = cut = 0
+        count = cut = skipped = 0
         ts = 0.0
         # Per interface of the current section: link type, ticks per second,
         # if_tsoffset in ticks (so the one division stays exact), snap length.
@@ -288,6 +340,24 @@ class CaptureFile:
                         self._damaged(f"block of type {btype:#x} with length {blen}", base + pos)
                         return
                     end = pos + blen
+                    if blen > largest and btype != _SHB:
+                        if btype == _EPB or btype == _OPB or btype == _SPB:
+                            count += 1
+                            self.frame_count = count
+                            skipped += 1
+                            self._skip(count)
+                            yield ts, 1, b"", 0, 0
+                        if end <= n:
+                            pos = end
+                            continue
+                        left = end - n
+                        if eof or self._discard(left) < left:
+                            self._cut_short("block", base + pos, blen, n - pos)
+                            return
+                        base += end
+                        self._base = base
+                        buf, pos, n = b"", 0, 0
+                        continue
                     if end <= n:
                         if u32(buf, end - 4)[0] != blen:
                             self._damaged(
@@ -363,6 +433,7 @@ class CaptureFile:
                     eof = True
                     buf += _PAD
         finally:
+            self._record_summary(skipped, 0)
             self._snap_summary(cut, snaplens)
 
     @staticmethod

@@ -18,6 +18,45 @@ class Failure(click.ClickException):
     exit_code = 2
 
 
+class Size(click.ParamType):
+    """A count of bytes: ``1048576``, ``64k``, ``16M``, ``1G``."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        from .limits import parse_size
+
+        if isinstance(value, int):
+            return value
+        try:
+            size = parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if size < 1:
+            self.fail(f"{value!r} must be at least 1", param, ctx)
+        return size
+
+
+def limit_options(command):  # type: ignore[no-untyped-def]
+    """The ``--max-*`` options of ``inspector.limits``, gathered into ``limits``."""
+    from .limits import DEFAULT, OPTIONS
+
+    counts = {"flows", "findings", "bencode_depth"}
+    for field in reversed(OPTIONS):
+        kind = click.IntRange(min=1) if field in counts else Size()
+        command = click.option(f"--max-{field.replace('_', '-')}", field, type=kind, default=getattr(DEFAULT, field),
+                               show_default=True, help=OPTIONS[field])(command)
+    return command
+
+
+def _limits(values: dict) -> "Limits":  # noqa: F821
+    from .limits import Limits, configure
+
+    limits = Limits(**values)
+    configure(limits)
+    return limits
+
+
 def _warn(lines: list[str]) -> None:
     for line in lines:
         click.echo(f"btshark: warning: {line}", err=True)
@@ -37,15 +76,21 @@ def cli(ctx: click.Context) -> None:
 @click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 @click.option("--sessions", is_flag=True, help="List the peer connections instead of messages.")
 @click.option("-c", "count", type=click.IntRange(min=1), help="Stop after N messages.")
-def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bool, count: int | None) -> None:
-    """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped)."""
+@limit_options
+def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bool, count: int | None,
+         **limits: int) -> None:
+    """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped).
+
+    The --max-* options bound what a capture can make btshark hold; a capture that
+    meets one gets a 'limit' finding or warning naming it, and decoding goes on.
+    """
     from .capfile import CaptureError
     from .filters import FilterError, compile_filter
     from .pipeline import CaptureDecode
 
     try:
         keep = compile_filter(display_filter) if display_filter else None
-        decode = CaptureDecode(capture or str(SAMPLE))
+        decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits))
     except (CaptureError, FilterError) as exc:
         raise Failure(str(exc)) from None
     try:

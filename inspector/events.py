@@ -253,6 +253,8 @@ SEVERITY: dict[str, str] = {
     "peer_id_mismatch": "error",
     "bencode_lenient": "note",
     "unnamed_extension": "note",
+    "limit": "warning",  # a bound of inspector.limits was met: bytes skipped, not wrong
+    "land": "note",
 }
 
 

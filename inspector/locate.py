@@ -39,6 +39,7 @@ from typing import Any
 
 from . import events as ev
 from .frames import PAYLOAD, SEQ_NO, TCP, UDP, decode
+from .limits import DEFAULT, Limits
 from .parser import PeerWireParser
 from .pipeline import OTHER, Decoder, Flow, Record
 from .session import Session
@@ -418,13 +419,17 @@ class LocatingDecoder(Decoder):
 
     session_type = LocatingSession
 
-    def __init__(self, locator: Locator, keep_payload: bool = False) -> None:
-        super().__init__(keep_payload)
+    def __init__(self, locator: Locator, keep_payload: bool = False, limits: Limits = DEFAULT) -> None:
+        super().__init__(keep_payload, limits)
         self.locator = locator
 
     def _directions(self, transport: str) -> tuple:
-        kind = LocatingTcpDirection if transport == "tcp" else LocatingUtpDirection
-        return kind(self.locator), kind(self.locator)
+        if transport != "tcp":
+            return LocatingUtpDirection(self.locator), LocatingUtpDirection(self.locator)
+        dirs = LocatingTcpDirection(self.locator), LocatingTcpDirection(self.locator)
+        for direction in dirs:
+            direction.max_pending, direction.budget = self.limits.ooo, self.ooo
+        return dirs
 
     def finish(self, number: int) -> None:
         # Datagrams still waiting for IP fragments come out first, numbered as the last

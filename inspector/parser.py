@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from . import events as ev
 from .extensions import BodyError, decode_body, describe
+from .limits import Budget
 from .resync import EXPECTED_MAX, Hunt, Torrent
 from .wire import (
     BLOCK, DEFAULT_MAX_LEN, FIXED_LEN, HANDSHAKE_LEN, HASH_HEAD, HASH_HEAD_LEN, MIN_LEN, PIECE_HEAD,
@@ -42,8 +43,12 @@ class PeerWireParser:
 
     def __init__(self, *, max_len: int = DEFAULT_MAX_LEN, handshake: bool = True, midstream: bool = False,
                  torrent: Torrent | None = None, why: str = "the connection's start was not captured",
-                 keep_payload: bool = False) -> None:
+                 keep_payload: bool = False, partial: Budget | None = None) -> None:
         self.max_len = max_len
+        # Bytes of unfinished messages are held against ``partial``, shared by every
+        # parser of a decode; ``_held`` is this one's share (the message being read).
+        self.partial = partial
+        self._held = 0
         self.ext_names: dict[int, str] = {}
         self.torrent = torrent or Torrent()
         self.expected: dict[tuple[int, int, int], None] = {}  # blocks the other side asked this one for
@@ -266,7 +271,7 @@ class PeerWireParser:
     def _read_length(self, chunk: bytes, out: list) -> None:
         (length,) = U32.unpack_from(chunk)
         if length == 0:
-            out.append(ev.KeepAlive())
+            out.append(_KEEPALIVE)
             return
         if length > self.max_len:
             out.append(ev.Finding("oversize", f"length prefix {length} above max_len {self.max_len}; skipped"))
@@ -286,13 +291,26 @@ class PeerWireParser:
             if not self._skip:
                 self._finish_piece(out)
         elif length > len(chunk):
+            need = length - len(chunk)
+            partial = self.partial
+            if partial is not None:
+                if not partial.take(need):
+                    out.append(ev.Finding("limit", f"{self._what(chunk[:1])}: holding it would pass the bytes of "
+                                                   "unfinished messages held over all flows (--max-partial-total "
+                                                   f"{partial.limit}); skipped"))
+                    self._skip = need
+                    self._piece = None
+                    return
+                self._held = need
             self._head = bytes(chunk)
-            self._need, self._step = length - len(chunk), self._read_body
+            self._need, self._step = need, self._read_body
         else:
             self._message(bytes(chunk), out)
 
     def _read_body(self, chunk: bytes, out: list) -> None:
         self._need, self._step = 4, self._read_length
+        if self._held:
+            self._release()
         body, self._head = self._head + bytes(chunk), b""
         self._message(body, out)
 
@@ -396,7 +414,7 @@ class PeerWireParser:
             name = MessageId(first[0]).name.lower()
         except ValueError:
             name = f"id {first[0]}"
-        return f"a {name} message of length {self._length}"
+        return f"{'an' if name[0] in 'aeiou' else 'a'} {name} message of length {self._length}"
 
     def _skip_rest(self, rest: int, missing: int, out: list) -> None:
         """The message being read lost ``missing`` bytes; count past its last ``rest``.
@@ -424,10 +442,14 @@ class PeerWireParser:
         self._head = b""
         self._piece = None
         self._skip = rest
+        if self._held:
+            self._release()
         self._need, self._step = 4, self._read_length
 
     def _lose_framing(self, why: str, out: list, data: bytes | None = None, missing: int = 0) -> None:
         """Start hunting for the next message, with what is already known to follow."""
+        if self._held:
+            self._release()
         self._buf.clear()
         self._head = b""
         self._skip = 0
@@ -475,12 +497,27 @@ class PeerWireParser:
                 break
         self._tag = current
 
+    def forget(self) -> None:
+        """Decoding is abandoned: the unfinished message no longer holds its bytes."""
+        if self._held:
+            self._release()
+
+    def _release(self) -> None:
+        """The message being read no longer holds its bytes (complete, skipped, or given up)."""
+        self.partial.used -= self._held  # type: ignore[union-attr]
+        self._held = 0
+
     def _stop(self, out: list, kind: str, detail: str) -> None:
         out.append(ev.Finding(kind, detail))
         self.stopped = detail
+        if self._held:
+            self._release()
         self._buf.clear()
         self._skip = 0
         self._hunt = None
+
+
+_KEEPALIVE = ev.KeepAlive()  # events are frozen: one serves every keep-alive (a stream of zeros is millions)
 
 
 def _block(cls: type) -> Callable[[PeerWireParser, bytes, list], ev.Event]:

@@ -18,6 +18,7 @@ from .capfile import CaptureFile
 from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ETH_IP4_TCP_HOT, FRAGMENT, decode, format_addr
 from .ipfrag import Reassembler
+from .limits import DEFAULT, Budget, Limits
 from .session import PeerRegistry, Session
 from .wire import HANDSHAKE_PREFIX
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
@@ -37,7 +38,6 @@ MSE_SCAN = 4096  # bytes per side of an MSE flow searched for a plaintext handsh
 SWEEP_EVERY = 4096  # frames between eviction sweeps
 IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
-MAX_FLOWS = 65536
 EVICT_SHARE = 8  # a full flow table evicts its least recently active eighth
 _CONTROL = SYN | FIN | RST
 _PORTS = struct.Struct(">HH")
@@ -95,8 +95,11 @@ class Decoder:
 
     session_type = Session  # ``inspector.locate`` puts its own here
 
-    def __init__(self, keep_payload: bool = False) -> None:
+    def __init__(self, keep_payload: bool = False, limits: Limits = DEFAULT) -> None:
         self.keep_payload = keep_payload
+        self.limits = limits
+        self.ooo = Budget(limits.ooo_total)  # out-of-order bytes buffered, all flows
+        self.partial = Budget(limits.partial_total)  # bytes of unfinished messages, all flows
         self.flows: dict[tuple, tuple[Flow, int]] = {}
         # Classified IPv4/TCP flows again, keyed by their wire bytes (src, dst, ports),
         # with what ``hot_frame`` touches: flow, side, direction, the other direction,
@@ -180,6 +183,9 @@ class Decoder:
         if flags & SYN:
             direction.syn(seq)
         chunks = direction.segment(seq, payload, cut, bool(flags & FIN), number, ts) if payload or cut or flags & FIN else ()
+        if direction.limit_hit:
+            self._limit(flow, side, number, direction.limit_hit)
+            direction.limit_hit = None
         if chunks:
             self._deliver(flow, side, chunks)
         if flags & ACK and flow.state < OTHER:
@@ -228,7 +234,10 @@ class Decoder:
 
     def _directions(self, transport: str) -> tuple:
         """A new flow's reassemblers, side 0 then side 1."""
-        return (TcpDirection(), TcpDirection()) if transport == "tcp" else (UtpDirection(), UtpDirection())
+        if transport == "tcp":
+            ooo, budget = self.limits.ooo, self.ooo
+            return TcpDirection(ooo, budget=budget), TcpDirection(ooo, budget=budget)
+        return UtpDirection(), UtpDirection()
 
     @staticmethod
     def _reused(flow: Flow, seq: int) -> bool:
@@ -245,6 +254,10 @@ class Decoder:
                 counted = counted or table is self.flows
         if counted:
             self.flow_count -= 1
+            if flow.transport == "tcp":
+                for direction in flow.dirs:
+                    direction.drop()
+
 
     def sweep(self, now: float, number: int) -> None:
         """Close idle flows and forget closed ones; the driver calls it every ``SWEEP_EVERY`` frames.
@@ -270,7 +283,7 @@ class Decoder:
         if old is not None:
             self._close(old[0], number, state="replaced")
             self._forget(old[0])
-        if self.flow_count >= MAX_FLOWS:
+        if self.flow_count >= self.limits.flows:
             # The least recently active eighth goes at once: one O(n log n) pass per n/8 new
             # flows, not a scan of the whole table for each (a SYN flood made that quadratic).
             # Flows are counted once however many keys they have (a "land" flow, source =
@@ -280,6 +293,13 @@ class Decoder:
                 if oldest.state < OTHER:
                     self._close(oldest, number, state="evicted")
                 self._forget(oldest)
+
+    def _limit(self, flow: Flow, side: int, number: int, bound: str) -> None:
+        what = {"ooo": "out-of-order bytes buffered for this direction",
+                "ooo_total": "out-of-order bytes buffered over all flows"}[bound]
+        if flow.session is not None:
+            flow.session.note(side, number, "limit", f"{what} reached ({self.limits.option(bound)}); the bytes "
+                                                     "missing before them are declared lost")
 
     def _datagram(self, src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, number: int,
                   ts: float, cut: int = 0) -> None:
@@ -451,10 +471,14 @@ class Decoder:
     def _classify(self, flow: Flow, state: int, number: int, ts: float) -> None:
         flow.state = state
         session = self.session_type(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
-                                    encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload)
+                                    encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload,
+                                    limits=self.limits, partial=self.partial)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
+        if flow.keys[0] == flow.keys[1]:
+            session.note(None, number, "land", "source and destination are one address and port (a socket "
+                                               "connected to itself, or forged): both directions read as side b")
         flow.session = session
         self._register(flow)
         if state == ENCRYPTED:
@@ -491,7 +515,8 @@ class Decoder:
         self.trials += 1
         first = min((h[0] for h in held if h), key=lambda item: item[1], default=None)
         session = self.session_type(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False,
-                                    start=flow.start, keep_payload=self.keep_payload)
+                                    start=flow.start, keep_payload=self.keep_payload,
+                                    limits=self.limits, partial=self.partial)
         session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
         flow.session = session
         flow.trial = []
@@ -521,6 +546,8 @@ class Decoder:
     def _end_trial(self, flow: Flow) -> None:
         """Not shown to be BitTorrent: forget what was decoded on trial."""
         self.trials -= 1
+        for parser in flow.session.parsers:
+            parser.forget()
         flow.trial = None
         flow.session = None
         flow.state = OTHER
@@ -619,20 +646,20 @@ class CaptureDecode:
     """
 
     def __init__(self, path: str | os.PathLike | FrameSource, keep_payload: bool = False,
-                 locate: bool = False) -> None:
+                 locate: bool = False, limits: Limits = DEFAULT) -> None:
         is_file = isinstance(path, (str, os.PathLike))
         if locate and not is_file:
             raise ValueError("messages are located only in a capture file")
-        self.capture: FrameSource = CaptureFile(path) if is_file else path
+        self.capture: FrameSource = CaptureFile(path, max_record=limits.record) if is_file else path
         self.first_ts: float | None = None
         self.locator: Locator | None = None
         if locate:
             from . import locate as where  # not loaded unless asked for
 
             self.locator = where.Locator(path)
-            self.decoder: Decoder = where.LocatingDecoder(self.locator, keep_payload)
+            self.decoder: Decoder = where.LocatingDecoder(self.locator, keep_payload, limits)
         else:
-            self.decoder = Decoder(keep_payload)
+            self.decoder = Decoder(keep_payload, limits)
         self._last: Record | None = None  # the record just yielded, and its span
         self._span: Span | None = None
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from . import events as ev
 from .clients import identify
 from .extensions import extension_names
+from .limits import DEFAULT, Budget, Limits
 from .parser import PeerWireParser
 from .resync import Torrent
 from .wire import reserved_names
@@ -107,7 +108,7 @@ class Session:
 
     def __init__(self, sid: int, transport: str, a: str, b: str, *, opener_known: bool,
                  encrypted: bool, start: float, registry: PeerRegistry | None = None,
-                 keep_payload: bool = False) -> None:
+                 keep_payload: bool = False, limits: Limits = DEFAULT, partial: Budget | None = None) -> None:
         self.id = sid
         self.transport = transport
         self.sides = (Side(a), Side(b))
@@ -117,6 +118,9 @@ class Session:
         self.end = start
         self.state = "open"
         self.findings: list[SessionFinding] = []
+        self.findings_dropped = 0  # past ``limits.findings``: counted, not kept
+        self.limits = limits
+        self.partial = partial
         self.registry = registry
         self.keep_payload = keep_payload
         self.torrent = Torrent()
@@ -126,14 +130,23 @@ class Session:
                      ) -> tuple[PeerWireParser, PeerWireParser]:
         """Parsers for both directions, sharing what is learnt about the torrent."""
         return tuple(self.parser_type(midstream=midstream, torrent=self.torrent, why=why,  # type: ignore[return-value]
-                                      keep_payload=self.keep_payload) for _ in range(2))
+                                      keep_payload=self.keep_payload, max_len=self.limits.message,
+                                      partial=self.partial) for _ in range(2))
 
     @property
     def info_hash(self) -> bytes | None:
         return self.sides[0].info_hash or self.sides[1].info_hash
 
     def note(self, side: int | None, frame: int, kind: str, detail: str) -> None:
-        self.findings.append(SessionFinding(kind, None if side is None else "ab"[side], frame, detail))
+        findings = self.findings
+        if len(findings) < self.limits.findings:
+            findings.append(SessionFinding(kind, None if side is None else "ab"[side], frame, detail))
+        elif self.findings_dropped:
+            self.findings_dropped += 1
+        else:
+            self.findings_dropped = 1
+            findings.append(SessionFinding("limit", None, frame, f"findings kept per session reached "
+                                           f"({self.limits.option('findings')}); later ones are counted only"))
 
     def account(self, side: int, events: list[ev.Event], frame: int) -> None:
         """Fold one direction's events into the session's facts and findings."""
@@ -198,4 +211,5 @@ class Session:
             "payload_bytes": {"a": a.payload_bytes, "b": b.payload_bytes},
             "sides": {"a": a.as_dict(), "b": b.as_dict()},
             "findings": [f.as_dict() for f in self.findings],
+            "findings_dropped": self.findings_dropped,
         }

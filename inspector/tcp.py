@@ -26,6 +26,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 
+from .limits import Budget
+
 SEQ_MASK = 0xFFFFFFFF
 HALF = 1 << 31
 
@@ -60,10 +62,11 @@ class TcpDirection:
     __slots__ = (
         "next_seq", "offset", "fin_offset", "midstream", "pending", "pending_bytes", "pending_segments",
         "max_pending", "max_segments", "retransmissions", "overlaps", "holes", "hole_bytes", "acked",
-        "seen_end", "_starts",
+        "seen_end", "_starts", "budget", "limit_hit",
     )
 
-    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, max_segments: int = DEFAULT_MAX_SEGMENTS) -> None:
+    def __init__(self, max_pending: int = DEFAULT_MAX_PENDING, max_segments: int = DEFAULT_MAX_SEGMENTS,
+                 budget: Budget | None = None) -> None:
         self.next_seq: int | None = None
         self.offset = 0  # stream bytes delivered or declared missing
         self.fin_offset: int | None = None
@@ -80,6 +83,8 @@ class TcpDirection:
         self.hole_bytes = 0
         self.acked = 0  # highest stream offset the receiver acknowledged
         self.seen_end = 0  # highest stream offset a captured segment reached
+        self.budget = budget  # out-of-order bytes over all flows, shared
+        self.limit_hit: str | None = None  # the bound that last forced buffered bytes out: "ooo", "ooo_total"
 
     @property
     def finished(self) -> bool:
@@ -142,8 +147,16 @@ class TcpDirection:
         start = self.offset + delta
         if start + size > self.seen_end:
             self.seen_end = start + size
+        held = self.pending_bytes
         self._hold(start, payload, cut, frame, ts)
+        budget = self.budget
+        if budget is not None:
+            budget.used += self.pending_bytes - held
+            if budget.used > budget.limit:
+                self.limit_hit = "ooo_total"
+                return self._give_up(frame, ts)
         if self.pending_bytes > self.max_pending or self.pending_segments > self.max_segments:
+            self.limit_hit = "ooo"
             return self._give_up(frame, ts)
         if self.acked > self.offset:  # bytes before it were acknowledged, so never captured
             out = []
@@ -268,6 +281,7 @@ class TcpDirection:
         """Deliver the buffered runs that are now in order; the missing bytes before
         them up to ``upto`` are holes, declared at this frame."""
         starts, runs = self._starts, self.pending
+        held = self.pending_bytes
         done = 0
         for start in starts:
             if start > self.offset:
@@ -305,6 +319,16 @@ class TcpDirection:
                     self._advance(cut - skip)
                 skip = 0
         del starts[:done]
+        if self.budget is not None:
+            self.budget.used -= held - self.pending_bytes
+
+    def drop(self) -> None:
+        """The flow is forgotten: what it buffered no longer counts against the budget."""
+        if self.budget is not None:
+            self.budget.used -= self.pending_bytes
+        self.pending.clear()
+        self._starts.clear()
+        self.pending_bytes = self.pending_segments = 0
 
     def _advance(self, count: int) -> None:
         self.offset += count

@@ -23,6 +23,7 @@ from conftest import (
 )
 from inspector import events as ev
 from inspector import pipeline
+from inspector.limits import Limits
 
 HASH = bytes(range(20))
 PEER_A = b"-LT2110-aaaaaaaaaaaa"
@@ -484,25 +485,23 @@ def _feed(decoder: pipeline.Decoder, packets) -> None:
         decoder.frame(number, float(pkt.time), 1, bytes(pkt))
 
 
-def test_full_flow_table_evicts_the_least_recently_active_tcp_flow(monkeypatch):
-    monkeypatch.setattr(pipeline, "MAX_FLOWS", 2)
-    decoder = pipeline.Decoder()
+def test_full_flow_table_evicts_the_least_recently_active_tcp_flow():
+    decoder = pipeline.Decoder(limits=Limits(flows=2))
     for i in range(5):
         conv = TcpConversation(a=(f"10.0.1.{i + 1}", 40000 + i), t0=1_700_000_000.0 + i)
         conv.open().send(0, bt_handshake(HASH, PEER_A))
         _feed(decoder, conv.packets)
-        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS
+        assert decoder.flow_count <= 2 and len(decoder.flows) <= 2 * 2
     assert [s.state for s in decoder.sessions] == ["evicted"] * 3 + ["open"] * 2
 
 
-def test_full_flow_table_bounds_utp_flows_too(monkeypatch):
-    monkeypatch.setattr(pipeline, "MAX_FLOWS", 2)
-    decoder = pipeline.Decoder()
+def test_full_flow_table_bounds_utp_flows_too():
+    decoder = pipeline.Decoder(limits=Limits(flows=2))
     for i in range(50):
         _feed(decoder, udp_packets([(0, utp(ST_SYN, 100 + i, 1, 0)), (0, utp(ST_DATA, 101 + i, 2, 0, bt_handshake(HASH, PEER_A)))],
                                    a=("10.0.2.1", 30000 + i)))
-        # A uTP connection goes by three ids, so a full table holds one key more than 2 * MAX_FLOWS.
-        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS + 3
+        # A uTP connection goes by three ids.
+        assert decoder.flow_count <= 2 and len(decoder.flows) <= 3 * 2
     assert len(decoder.sessions) == 50
     assert {s.state for s in decoder.sessions[:-2]} == {"evicted"}
 
@@ -645,22 +644,20 @@ def test_utp_cut_by_the_snap_length_reports_only_what_it_holds(tmp_path):
     assert sum(r["type"] == "piece" for r in cut) >= 50 and sum(r["type"] == "request" for r in cut) >= 50
 
 
-def test_a_flood_of_land_connections_does_not_crash_the_flow_table(monkeypatch):
+def test_a_flood_of_land_connections_does_not_crash_the_flow_table():
     """Source = destination (address and port): both table keys are one key, so the table once
     held no flow it could evict and raised ValueError (issue 10, item 1)."""
-    monkeypatch.setattr(pipeline, "MAX_FLOWS", 4)
-    decoder = pipeline.Decoder()
+    decoder = pipeline.Decoder(limits=Limits(flows=4))
     for i in range(40):
         conv = TcpConversation(a=("10.0.3.1", 20000 + i), b=("10.0.3.1", 20000 + i), t0=1_700_000_000.0 + i)
         conv.packet(0, "S")
         _feed(decoder, conv.packets)
-        assert len(decoder.flows) <= 2 * pipeline.MAX_FLOWS
+        assert decoder.flow_count <= 4 and len(decoder.flows) <= 4
 
 
-def test_a_full_flow_table_evicts_its_least_recently_active_eighth_at_once(monkeypatch):
+def test_a_full_flow_table_evicts_its_least_recently_active_eighth_at_once():
     """One pass per n/8 new flows, not a scan of the table per new flow (issue 10, item 3)."""
-    monkeypatch.setattr(pipeline, "MAX_FLOWS", 64)
-    decoder = pipeline.Decoder()
+    decoder = pipeline.Decoder(limits=Limits(flows=64))
     for i in range(65):
         conv = TcpConversation(a=(f"10.0.4.{i % 250 + 1}", 30000 + i), t0=1_700_000_000.0 + i)
         conv.open().send(0, bt_handshake(HASH, PEER_A))
