@@ -67,6 +67,29 @@ _MIN_BLOCK = 12
 _PAD = bytes(_HEAD_LEN)
 
 
+class _Rewound:
+    """A stream whose first bytes were read already: they come again, then the rest."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            if size < 0 or size >= len(self.head):
+                data, self.head = self.head, b""
+                return data + (self.stream.read(size - len(data)) if size > len(data) else b"")
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.stream.read(size)
+
+    def tell(self) -> int:
+        return self.stream.tell() - len(self.head)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 class CaptureError(Exception):
     """The file cannot be read as a capture at all (message is one line, for the user)."""
 
@@ -110,9 +133,9 @@ class CaptureFile:
             self._file = stream or open(self.path, "rb", buffering=0)
             self._read: Callable[[int], bytes] = self._file.read
             first = self._head()
-            if stream is None and first[:2] == b"\x1f\x8b":
-                self._file.close()
-                self._file = gzip.open(self.path, "rb")
+            if first[:2] == b"\x1f\x8b":
+                # Decompressed from the bytes already read on: a pipe cannot be reopened.
+                self._file = gzip.GzipFile(fileobj=_Rewound(first, self._file), mode="rb")
                 self._read = self._file.read1
                 kind = " (gzip-compressed)"
                 first = self._head()
@@ -174,7 +197,10 @@ class CaptureFile:
         if frames is not None:
             frames.close()
         if self._file is not None:
+            inner = getattr(self._file, "fileobj", None)  # a GzipFile leaves the file it was given open
             self._file.close()
+            if inner is not None:
+                inner.close()
             self._file = None
 
     def _head(self) -> bytes:
@@ -254,7 +280,8 @@ class CaptureFile:
         more = self._more
         max_record = self.max_record
         pos, n, base = _PCAP_HEAD_LEN, len(buf), 0  # base: file offset of buf[0]
-        count = cut = skipped = inflated = 0
+        count = cut = skipped = inflated = over = 0
+        snap = snaplen or MAX_BLOCK  # 0: not given
         try:
             while True:
                 start = pos + 16
@@ -268,6 +295,8 @@ class CaptureFile:
                             cut += 1
                         elif incl > orig:
                             inflated += 1
+                        if incl > snap:
+                            over += 1
                         yield (sec * div + frac) / div, linktype, buf, start, end
                         pos = end
                         continue
@@ -305,6 +334,8 @@ class CaptureFile:
                 pos, n = 0, len(buf)
         finally:
             self._record_summary(skipped, inflated)
+            if over:
+                self.warnings.append(f"{over} records are longer than the file's snap length ({snaplen})")
             self._snap_summary(cut, {snaplen})
 
     def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes, int, int]]:

@@ -288,7 +288,7 @@ def format_cases() -> dict[str, bytes]:
         "cut_file_header": whole[:13],
         "cut_record_header": whole[:24] + first[:7],
         "cut_mid_record": whole[:len(whole) - 700],
-        "caplen_over_snaplen": _PCAP_HEADER[:16] + struct.pack("<II", 100, 1) + record(ts0, frame0),
+        "caplen_over_snaplen": _PCAP_HEADER[:16] + struct.pack("<II", 100, 1) + whole[24:],
         "caplen_1gb": _PCAP_HEADER + _RECORD.pack(int(ts0), 0, 1 << 30, 1 << 30) + frame0,
         "incl_over_orig": _PCAP_HEADER + record(ts0, frame0, orig=10) + whole[24 + len(first):],
         "zero_length_frames": _PCAP_HEADER + b"".join(record(ts0 + i, b"") for i in range(1000)) + whole[24:],
