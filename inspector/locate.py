@@ -424,9 +424,8 @@ class LocatingDecoder(Decoder):
         self.locator = locator
 
     def _directions(self, transport: str) -> tuple:
-        if transport != "tcp":
-            return LocatingUtpDirection(self.locator), LocatingUtpDirection(self.locator)
-        dirs = LocatingTcpDirection(self.locator), LocatingTcpDirection(self.locator)
+        kind = LocatingTcpDirection if transport == "tcp" else LocatingUtpDirection
+        dirs = kind(self.locator), kind(self.locator)
         for direction in dirs:
             direction.max_pending, direction.budget = self.limits.ooo, self.ooo
         return dirs

@@ -207,4 +207,6 @@ def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
             )
         for f in s.findings:
             lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind} [{ev.severity_of(f.kind)}]: {f.detail}")
+        if s.findings_dropped:
+            lines.append(f"    !! {s.findings_dropped} more findings, not kept")
         out.write("".join(safe_text(line) + "\n" for line in lines))

@@ -234,10 +234,8 @@ class Decoder:
 
     def _directions(self, transport: str) -> tuple:
         """A new flow's reassemblers, side 0 then side 1."""
-        if transport == "tcp":
-            ooo, budget = self.limits.ooo, self.ooo
-            return TcpDirection(ooo, budget=budget), TcpDirection(ooo, budget=budget)
-        return UtpDirection(), UtpDirection()
+        kind = TcpDirection if transport == "tcp" else UtpDirection
+        return kind(self.limits.ooo, budget=self.ooo), kind(self.limits.ooo, budget=self.ooo)
 
     @staticmethod
     def _reused(flow: Flow, seq: int) -> bool:
@@ -254,9 +252,8 @@ class Decoder:
                 counted = counted or table is self.flows
         if counted:
             self.flow_count -= 1
-            if flow.transport == "tcp":
-                for direction in flow.dirs:
-                    direction.drop()
+            for direction in flow.dirs:
+                direction.drop()
 
 
     def sweep(self, now: float, number: int) -> None:
@@ -348,6 +345,9 @@ class Decoder:
                 direction.accept(seq)
         else:
             chunks = direction.segment(kind, seq, data, number, ts, cut)
+            if direction.limit_hit:
+                self._limit(flow, side, number, direction.limit_hit)
+                direction.limit_hit = None
             if chunks:
                 self._deliver(flow, side, chunks)
         if kind != ST_SYN and flow.state < OTHER:  # a SYN's ack_nr acknowledges nothing yet

@@ -67,6 +67,8 @@ from __future__ import annotations
 
 import struct
 
+from .limits import Budget
+
 __all__ = [
     "parse", "is_syn", "connection_key", "UtpDirection", "Chunk", "Delivery",
     "ST_DATA", "ST_FIN", "ST_STATE", "ST_RESET", "ST_SYN", "TYPE_NAMES",
@@ -168,11 +170,11 @@ class UtpDirection:
     __slots__ = (
         "next_seq", "index", "offset", "fin_index", "midstream", "pending", "pending_bytes",
         "max_pending", "max_pending_packets", "packets", "retransmissions", "out_of_order",
-        "holes", "lost_packets", "acked", "seen",
+        "holes", "lost_packets", "acked", "seen", "budget", "limit_hit",
     )
 
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING,
-                 max_pending_packets: int = DEFAULT_MAX_PENDING_PACKETS) -> None:
+                 max_pending_packets: int = DEFAULT_MAX_PENDING_PACKETS, budget: Budget | None = None) -> None:
         self.next_seq: int | None = None
         self.index = 0  # sequence numbers delivered or declared lost
         self.offset = 0  # payload bytes delivered
@@ -189,6 +191,8 @@ class UtpDirection:
         self.lost_packets = 0  # sequence numbers never seen
         self.acked = 0  # index up to which the receiver acknowledged every packet
         self.seen = 0  # index just past the highest packet captured
+        self.budget = budget  # out-of-order bytes over all flows, shared
+        self.limit_hit: str | None = None  # the bound that last forced buffered packets out
 
     @property
     def finished(self) -> bool:
@@ -253,7 +257,14 @@ class UtpDirection:
             self.seen = key + 1
         self.pending_bytes += len(data)
         self.out_of_order += 1
+        budget = self.budget
+        if budget is not None:
+            budget.used += len(data)
+            if budget.used > budget.limit:
+                self.limit_hit = "ooo_total"
+                return self.flush(frame, ts)
         if self.pending_bytes > self.max_pending or len(pending) > self.max_pending_packets:
+            self.limit_hit = "ooo"
             return self.flush(frame, ts)
         if self.acked > self.index:  # packets before it were acknowledged, so never captured
             out = []
@@ -283,6 +294,13 @@ class UtpDirection:
             self._release(out, acked, frame, ts)
         return out
 
+    def drop(self) -> None:
+        """The flow is forgotten: what it buffered no longer counts against the budget."""
+        if self.budget is not None:
+            self.budget.used -= self.pending_bytes
+        self.pending.clear()
+        self.pending_bytes = 0
+
     def flush(self, frame: int = 0, ts: float = 0.0) -> list[Delivery]:
         """Give up on the packets missing before the buffered ones (bound hit, or end)."""
         out: list[Delivery] = []
@@ -300,6 +318,8 @@ class UtpDirection:
             if item is not None:
                 data, item_frame, item_ts, item_cut = item
                 self.pending_bytes -= len(data)
+                if self.budget is not None:
+                    self.budget.used -= len(data)
                 self._deliver(data, item_frame, item_ts, out, item_cut)
                 continue
             if self.index >= upto:
