@@ -249,6 +249,7 @@ SEVERITY: dict[str, str] = {
     "truncated": "warning",
     "midstream": "warning",
     "resync": "warning",
+    "limit": "warning",
     "duplicate_peer_id": "error",
     "peer_id_mismatch": "error",
     "bencode_lenient": "note",
