@@ -41,19 +41,23 @@ def limit_options(command):  # type: ignore[no-untyped-def]
     """The ``--max-*`` options of ``inspector.limits``, gathered into ``limits``."""
     from .limits import DEFAULT, OPTIONS
 
-    counts = {"flows", "findings", "bencode_depth"}
+    from .extensions import DEPTH_CEILING
+
+    counts = {"flows": None, "findings": None, "bencode_depth": DEPTH_CEILING}
     for field in reversed(OPTIONS):
-        kind = click.IntRange(min=1) if field in counts else Size()
+        kind = click.IntRange(min=1, max=counts[field]) if field in counts else Size()
         command = click.option(f"--max-{field.replace('_', '-')}", field, type=kind, default=getattr(DEFAULT, field),
                                show_default=True, help=OPTIONS[field])(command)
     return command
 
 
 def _limits(values: dict) -> "Limits":  # noqa: F821
-    from .limits import Limits, configure
+    """The decode's limits; the bencode ones are the extension decoder's, set for the process."""
+    from .extensions import set_limits
+    from .limits import Limits
 
     limits = Limits(**values)
-    configure(limits)
+    set_limits(size=limits.bencode_size, depth=limits.bencode_depth)
     return limits
 
 

@@ -7,8 +7,15 @@ in any order, duplicate keys, and leading zeros (it only calls them "soft errors
 and µTorrent-family clients send unsorted dictionaries. So when fastbencode refuses
 a body, a small lenient decoder of our own tries again and says which deviations
 it had to forgive; what libtorrent refuses (bad lengths, junk, empty integers,
-more than 20 digits) it refuses too. Depth, token count and work are bounded so
-hostile input cannot blow the stack, the memory or the clock.
+more than 20 digits) it refuses too.
+
+Hostile input must not blow the stack, the memory or the clock, and fastbencode
+builds the whole value before anything can be checked (a 16 MiB body of nested or
+flat lists took a gigabyte and many seconds). So the limits are enforced before or
+while building: a body above ``MAX_BENCODE_SIZE`` is not decoded at all; fastbencode
+gets only bodies that cannot exceed ``MAX_DEPTH`` or ``MAX_TOKENS`` (counted in C
+first); anything else goes to the lenient decoder, which stops at either limit.
+``set_limits`` changes them (the command line's knobs).
 """
 from __future__ import annotations
 
@@ -19,9 +26,17 @@ from typing import NamedTuple
 
 import fastbencode
 
+# Bencoded bodies are KiBs: handshakes a few hundred bytes, ut_pex at most a few hundred
+# peers, ut_metadata's dictionary a few dozen bytes before its 16 KiB piece. libtorrent
+# hangs up on a ut_pex body above 500 KiB and a ut_metadata message above 17 KiB, so
+# 1 MiB is generous, and cheap: the worst such body (flat lists) decodes in about a second
+# and 60 MB.
+MAX_BENCODE_SIZE = 1 << 20
 MAX_DEPTH = 32
 # libtorrent's default token limit for bdecode.
 MAX_TOKENS = 1_000_000
+# json_safe and the TUI's tree recurse once per level: a depth limit stays well inside Python's stack.
+DEPTH_CEILING = 256
 # libtorrent's check_integer refuses integers of more than 20 digits.
 MAX_DIGITS = 20
 # ut_metadata's dictionary is followed by raw metadata; it is never this long.
@@ -47,13 +62,33 @@ class BencodeError(BodyError):
     kind = "bad_bencode"
 
 
+class LimitError(BodyError):
+    """The body is above one of our decoder's limits, so it was not (wholly) decoded."""
+
+    kind = "limit"
+
+
+def set_limits(*, size: int | None = None, depth: int | None = None, tokens: int | None = None) -> None:
+    """Change the bencode limits (body bytes, nesting levels, values) for every later decode."""
+    global MAX_BENCODE_SIZE, MAX_DEPTH, MAX_TOKENS
+    if depth is not None and not 1 <= depth <= DEPTH_CEILING:
+        raise ValueError(f"bencode depth limit {depth} not in 1..{DEPTH_CEILING}")
+    if any(limit is not None and limit < 1 for limit in (size, tokens)):
+        raise ValueError("bencode size and token limits must be at least 1")
+    MAX_BENCODE_SIZE = MAX_BENCODE_SIZE if size is None else size
+    MAX_DEPTH = MAX_DEPTH if depth is None else depth
+    MAX_TOKENS = MAX_TOKENS if tokens is None else tokens
+
+
 class Body(NamedTuple):
     """A decoded extended message body: JSON-safe data, the count of raw bytes after it,
-    and the bencode deviations a strict decoder would have refused."""
+    the bencode deviations a strict decoder would have refused, and what was malformed
+    but could be skipped (a ``malformed`` finding each; the rest of the data is kept)."""
 
     data: object
     trailing: int
     deviations: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 def _text(value: bytes) -> str:
@@ -64,16 +99,30 @@ def _text(value: bytes) -> str:
         return value.hex()
 
 
-def json_safe(value: object, depth: int = 0) -> object:
-    """Decoded bencode as JSON-safe data: byte strings become text or hex."""
-    if depth > MAX_DEPTH:
-        raise BencodeError(f"nested deeper than {MAX_DEPTH} levels")
+HEX_KEY = "hex:"
+
+
+def _key(key: bytes) -> str:
+    """A dictionary key as text: UTF-8 as it is, else ``hex:`` and its hex. A UTF-8 key that
+    itself starts with ``hex:`` is written the second way too, so no two keys meet."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return HEX_KEY + key.hex()
+    return HEX_KEY + key.hex() if text.startswith(HEX_KEY) else text
+
+
+def json_safe(value: object) -> object:
+    """Decoded bencode as JSON-safe data: byte strings become text or hex (keys: see ``_key``).
+
+    Recursive: the decoders never hand it more than ``MAX_DEPTH`` levels.
+    """
     if isinstance(value, bytes):
         return _text(value)
     if isinstance(value, dict):
-        return {_text(k): json_safe(v, depth + 1) for k, v in value.items()}
+        return {_key(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [json_safe(v, depth + 1) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -110,7 +159,7 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
             raise BencodeError(f"data ends inside a value (at byte {pos})")
         tokens += 1
         if tokens > MAX_TOKENS:
-            raise BencodeError(f"more than {MAX_TOKENS} values")
+            raise LimitError(f"more than the bencode limit of {MAX_TOKENS} values; not decoded")
         c = body[pos]
         top = stack[-1] if stack else None
         if c == _E:
@@ -134,7 +183,7 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
             continue
         elif c in (_D, _L):
             if len(stack) >= MAX_DEPTH:
-                raise BencodeError(f"nested deeper than {MAX_DEPTH} levels")
+                raise LimitError(f"nested deeper than the bencode depth limit of {MAX_DEPTH} levels; not decoded")
             stack.append(_Frame({} if c == _D else []))
             pos += 1
             continue
@@ -187,13 +236,27 @@ def _string(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[bytes, 
 _STRICT_ERRORS = (ValueError, TypeError, KeyError, RecursionError)
 
 
+def _within_limits(body: bytes) -> bool:
+    """Whether ``body`` cannot exceed the depth or token limits, whatever it holds: it has
+    no more ``l`` and ``d`` bytes than levels allowed and no more bytes than values allowed.
+    Two C-speed counts: most real handshakes and ut_pex bodies pass (the rest take the
+    lenient decoder, which is slower but reads them the same), list bombs do not."""
+    return len(body) <= MAX_TOKENS and body.count(b"l") + body.count(b"d") <= MAX_DEPTH
+
+
 def bdecode(body: bytes) -> tuple[object, tuple[str, ...]]:
-    """The bencoded value that is all of ``body``, and the deviations forgiven."""
-    try:
-        return fastbencode.bdecode(body), ()
-    except _STRICT_ERRORS:
-        value, _, deviations = _lenient(body, whole=True)
-        return value, deviations
+    """The bencoded value that is all of ``body``, and the deviations forgiven.
+
+    The lenient decoder returns what fastbencode would, when fastbencode accepts the
+    body at all; fastbencode is only the faster way there, for bodies it cannot hurt us with.
+    """
+    if _within_limits(body):
+        try:
+            return fastbencode.bdecode(body), ()
+        except _STRICT_ERRORS:
+            pass
+    value, _, deviations = _lenient(body, whole=True)
+    return value, deviations
 
 
 def bdecode_prefix(body: bytes) -> tuple[object, int, tuple[str, ...]]:
@@ -205,7 +268,7 @@ def bdecode_prefix(body: bytes) -> tuple[object, int, tuple[str, ...]]:
     if body[:1] != b"d":
         raise BencodeError("the body does not start with a bencoded dictionary")
     limit = min(len(body), MAX_DICT_PREFIX)
-    end = body.find(b"e", 0, limit)
+    end = body.find(b"e", 0, limit) if _within_limits(body[:limit]) else -1
     while end != -1:
         try:
             return fastbencode.bdecode(body[: end + 1]), end + 1, ()
@@ -218,7 +281,7 @@ def bdecode_prefix(body: bytes) -> tuple[object, int, tuple[str, ...]]:
 
 
 def compact_peers(blob: bytes, width: int) -> list[str]:
-    """BEP 11/23 compact peers: 6 bytes (IPv4) or 18 bytes (IPv6) each."""
+    """BEP 11/23 compact peers: 6 bytes (IPv4) or 18 bytes (IPv6) each; a partial last entry is left out."""
     family, addr_len = (socket.AF_INET, 4) if width == 6 else (socket.AF_INET6, 16)
     peers = []
     for off in range(0, len(blob) - width + 1, width):
@@ -294,20 +357,38 @@ _BINARY: dict[str, Callable[[bytes], dict]] = {
 }
 
 
-def decode_body(name: str | None, payload: bytes) -> Body:
+def _pex_leftovers(value: dict) -> tuple[str, ...]:
+    """A ut_pex list whose length is not a whole number of entries, one problem each."""
+    problems = []
+    for key, width in _PEX_LISTS.items():
+        blob = value.get(key)
+        if isinstance(blob, bytes) and len(blob) % width:
+            whole = len(blob) // width
+            problems.append(f"ut_pex {key.decode()} of {len(blob)} bytes: {len(blob) % width} left over after "
+                            f"{whole} whole {width}-byte {'entry' if whole == 1 else 'entries'}")
+    return tuple(problems)
+
+
+def decode(name: str | None, payload: bytes) -> Body:
     """An extended message body decoded as what its extension says it is.
 
-    Raises ``BodyError`` (``BencodeError`` for bencode) when it is not.
+    Raises ``BodyError`` when it is not: ``BencodeError`` for bencode, ``LimitError``
+    when it is above a limit of ours (the body above ``MAX_BENCODE_SIZE`` is not even read).
     """
     binary = _BINARY.get(name) if name else None
     if binary:
         return Body(binary(payload), 0)
-    if name == "ut_metadata":
+    if name == "ut_metadata":  # only its dictionary is bencoded, and only MAX_DICT_PREFIX bytes are read
         value, used, deviations = bdecode_prefix(payload)
         return Body(json_safe(value), len(payload) - used, deviations)
+    if len(payload) > MAX_BENCODE_SIZE:
+        raise LimitError(f"extended body of {len(payload)} bytes above the bencode size limit "
+                         f"(--max-bencode-size {MAX_BENCODE_SIZE}); not decoded")
     value, deviations = bdecode(payload)
+    problems: tuple[str, ...] = ()
     if isinstance(value, dict):
         if name == "ut_pex":
+            problems = _pex_leftovers(value)
             value = {
                 k: compact_peers(v, _PEX_LISTS[k]) if k in _PEX_LISTS and isinstance(v, bytes) else v
                 for k, v in value.items()
@@ -317,7 +398,13 @@ def decode_body(name: str | None, payload: bytes) -> Body:
                 k: _address(v) if k in _ADDRESS_KEYS and isinstance(v, bytes) else v
                 for k, v in value.items()
             }
-    return Body(json_safe(value), 0, deviations)
+    return Body(json_safe(value), 0, deviations, problems)
+
+
+def decode_body(name: str | None, payload: bytes) -> tuple[object, int, tuple[str, ...]]:
+    """``decode`` without its problems: the (data, trailing, deviations) the parser unpacks
+    (until it reports problems as findings) and resync checks."""
+    return decode(name, payload)[:3]
 
 
 def extension_names(handshake: object) -> dict[int, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .extensions import MAX_BENCODE_SIZE, MAX_DEPTH
 from .wire import DEFAULT_MAX_LEN
 
 MiB = 1 << 20
@@ -26,8 +27,8 @@ class Limits:
     ooo_total: int = 256 * MiB  # out-of-order bytes buffered over all flows
     flows: int = 65536  # flows tracked at once (the least recently active eighth is evicted when full)
     partial_total: int = 64 * MiB  # bytes of unfinished messages (bitfields, extended, ...) over all flows
-    bencode_depth: int = 32  # nesting of an extended message's bencode
-    bencode_size: int = 1 * MiB  # an extended message's bencoded body
+    bencode_depth: int = MAX_DEPTH  # nesting of an extended message's bencode
+    bencode_size: int = MAX_BENCODE_SIZE  # an extended message's bencoded body
     findings: int = 1000  # findings kept per session (the rest are counted)
     record: int = 1 * MiB  # a capture record (tshark refuses records above 256 KiB)
 
@@ -79,11 +80,3 @@ def parse_size(text: str) -> int:
         raise ValueError(f"{text!r} is not a size (a number, optionally with k, M or G)")
     return int(number) * scale
 
-
-current = DEFAULT  # the limits of the command running (``configure``); read where no decode is at hand
-
-
-def configure(limits: Limits) -> None:
-    """Make ``limits`` the process's: the command line sets them once, before decoding."""
-    global current
-    current = limits

@@ -1,4 +1,14 @@
-"""Records and sessions as text, JSON and JSON lines (the DESIGN.md contracts)."""
+"""Records and sessions as text, JSON and JSON lines (the DESIGN.md contracts).
+
+Peer-controlled strings (peer ids, extension names, bencoded text, finding details)
+are data. On their way to a terminal each is escaped once, reversibly: what
+``str.isprintable`` refuses (C0, DEL, C1, format characters such as the bidi
+overrides U+202A-U+202E and U+2066-U+2069, zero-width ones, line separators) is
+written as Python writes it (``\x1b``, ``\u202e``), and a backslash as ``\\``, so a
+peer's literal four characters ``\x1b`` stay distinguishable from an escaped ESC.
+An extended body in a text line is JSON, with such characters as JSON escapes.
+JSON output is ASCII (``ensure_ascii``): safe on a terminal, the true strings for scripts.
+"""
 from __future__ import annotations
 
 import json
@@ -11,13 +21,34 @@ from .pipeline import Record
 from .session import Session
 from .wire import reserved_names
 
-# C0 controls, DEL and C1 controls (which include the 8-bit CSI): never to a terminal.
-_UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+def _escape(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def safe_text(text: str) -> str:
-    """Peer-controlled text made harmless for a terminal."""
-    return text.translate(_UNSAFE)
+    """Peer-controlled text made harmless for a terminal, reversibly (see the module docstring)."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(map(_escape, text))
+
+
+def _json_escape(ch: str) -> str:
+    if ch.isprintable():
+        return ch
+    units = ch.encode("utf-16-be")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
+
+
+def safe_json(value: object) -> str:
+    """Compact JSON for a terminal: what ``safe_text`` escapes is a JSON escape here, so it
+    is still valid JSON, and loads back to the very same value."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if text.isprintable() else "".join(map(_json_escape, text))
 
 
 def ranges(numbers: list[int]) -> str:
@@ -32,6 +63,7 @@ def ranges(numbers: list[int]) -> str:
 
 
 def printable_id(peer_id: bytes) -> str:
+    """A peer id's bytes as Latin-1 text, escaped: ``-TR3000-`` and then ``\xff`` for a raw byte."""
     return safe_text(peer_id.decode("latin-1"))
 
 
@@ -126,24 +158,26 @@ def jsonl_line(record: Record) -> str:
 
 
 def _detail(event: ev.Event) -> str:
+    """A message's fields for a text line, its peer-controlled parts escaped."""
     kind = event.type
     if kind == "handshake":
         names = ",".join(reserved_names(event.reserved)) or "none"
-        client = identify(event.peer_id) or "unknown client"
+        client = safe_text(identify(event.peer_id) or "unknown client")
         return f"info_hash={event.info_hash.hex()} peer_id={printable_id(event.peer_id)} ({client}) reserved=[{names}]"
     if kind == "piece":
         lost = f" ({event.missing} bytes not captured)" if event.missing else ""
         return f"index={event.index} begin={event.begin} length={event.length}{lost}"
-    if kind == "extended" and event.missing:
-        return f"{event.ext_name or 'id ' + str(event.ext_id)} ({event.missing} of its {event.size} bytes not captured)"
     if kind == "bitfield" and event.missing:
         return f"pieces={event.count} ({event.missing} of its {event.size} bytes not captured)"
     if kind == "extended":
-        body = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+        name = safe_text(event.ext_name) if event.ext_name else f"id {event.ext_id}"
+        if event.missing:
+            return f"{name} ({event.missing} of its {event.size} bytes not captured)"
+        body = safe_json(event.data)
         if len(body) > 200:
             body = body[:200] + "…"
         extra = f" +{event.trailing} bytes" if event.trailing else ""
-        return f"{event.ext_name or 'id ' + str(event.ext_id)} {body}{extra}"
+        return f"{name} {body}{extra}"
     if kind == "unknown":
         return f"id={event.id} size={event.size}"
     fields = event_fields(event)
@@ -155,10 +189,10 @@ def text_line(record: Record, first_ts: float) -> str:
     session = record.session
     src, dst = _endpoints(record)
     if event.type == "finding":
-        what = f"!! {event.kind} [{event.severity}]: {event.detail}"
+        what = f"!! {event.kind} [{event.severity}]: {safe_text(event.detail)}"
     else:
         what = f"{event.type} {_detail(event)}".rstrip()
-    return safe_text(f"{record.frame:>7} {record.ts - first_ts:11.6f} #{session.id:<3} {src} → {dst}  {what}")
+    return f"{record.frame:>7} {record.ts - first_ts:11.6f} #{session.id:<3} {src} → {dst}  {what}"
 
 
 def write_records(records: Iterable[Record], fmt: str, out: TextIO, first_ts: Callable[[], float | None]) -> None:
@@ -200,13 +234,14 @@ def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
             f"{s.end - s.start:.3f}s info_hash={hash_text}",
         ]
         for label, side in zip("ab", s.sides):
-            client = side.client or ("-" if side.peer_id is None else "unknown client")
+            client = safe_text(side.client or ("-" if side.peer_id is None else "unknown client"))
             lines.append(
                 f"    {label}: {side.addr} {client}  {total[label]} messages, "
                 f"{side.payload_bytes} payload bytes, {side.stream_bytes} stream bytes"
             )
         for f in s.findings:
-            lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind} [{ev.severity_of(f.kind)}]: {f.detail}")
+            lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind} [{ev.severity_of(f.kind)}]: "
+                         f"{safe_text(f.detail)}")
         if s.findings_dropped:
             lines.append(f"    !! {s.findings_dropped} more findings, not kept")
-        out.write("".join(safe_text(line) + "\n" for line in lines))
+        out.write("".join(line + "\n" for line in lines))

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from . import events as ev
-from .extensions import BodyError, decode_body, describe
+from .extensions import BencodeError, BodyError, decode, describe
 from .limits import Budget
 from .resync import EXPECTED_MAX, Hunt, Torrent
 from .wire import (
@@ -348,9 +348,9 @@ class PeerWireParser:
         name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
         what = f"extended message {ext_id} ({name or 'unnamed'})"
         try:
-            data, trailing, deviations = decode_body(name, body[2:])
+            data, trailing, deviations, problems = decode(name, body[2:])
         except BodyError as exc:
-            if name is None and not self.ext_names:
+            if name is None and not self.ext_names and isinstance(exc, BencodeError):
                 # Its name (and so its format) is in the receiver's extension handshake,
                 # which the capture does not hold: nothing is wrong that we can tell.
                 out.append(ev.Finding("unnamed_extension", f"{what}: not bencoded, and the receiver's extension "
@@ -361,6 +361,7 @@ class PeerWireParser:
         else:
             if deviations:
                 out.append(ev.Finding("bencode_lenient", f"{what}: {describe(deviations)}"))
+            out.extend(ev.Finding("malformed", f"{what}: {problem}") for problem in problems)
         if ext_id == 0 and isinstance(data, dict):
             self.ext_handshake = data
         return ev.Extended(ext_id, name, data, trailing, len(body))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import hostile
+import wirebuild as wb
 from conftest import (
     SAMPLE,
     UNSAFE_CHARS,
@@ -326,6 +328,60 @@ def test_jsonl_keeps_peer_controlled_text_exact_but_escaped(evil_capture):
     assert hs[1]["peer_id"] == EVIL_PEER_ID.hex()
     (ext,) = [r for r in records if r["type"] == "extended"]
     assert ext["data"]["v"] == EVIL_VERSION
+
+
+@pytest.fixture(scope="module")
+def weird_capture(tmp_path_factory) -> Path:
+    """tests/hostile.py's weird peer: a bidi override in ``v``, keys ``ab`` and ``\\xab``, an odd
+    ut_pex ``added``, an ESC and a literal backslash-x-1-b."""
+    return hostile.write_pcap(tmp_path_factory.mktemp("weird") / "weird.pcap", hostile.weird_peer())
+
+
+def test_text_escapes_format_characters_and_backslashes_reversibly(weird_capture):
+    run = btshark_ok("read", weird_capture)
+    assert not [ch for ch in run.stdout if not ch.isprintable() and ch != "\n"]
+    assert "\u202e" not in run.stdout and "\x1b" not in run.stdout
+    lines = [line for line in run.stdout.splitlines() if " extended handshake " in line]
+    bodies = [json.loads(line.split(" extended handshake ", 1)[1]) for line in lines]
+    assert bodies[0] == {"ab": 1, "hex:ab": 2, "m": {"ut_pex": 1}, "p": 6881, "v": "evil\u202ecod.exe"}
+    assert bodies[1]["v"] == "esc\x1b[31m and \\x1b"  # an ESC and four characters, told apart
+    assert '"v":"evil\\u202ecod.exe"' in lines[0]
+
+
+def test_jsonl_is_ascii_and_carries_the_true_strings(weird_capture):
+    run = btshark_ok("read", weird_capture, "-T", "jsonl")
+    assert run.raw_stdout.isascii()
+    hs = [r["data"] for r in map(json.loads, run.stdout.splitlines()) if r.get("ext_name") == "handshake"]
+    assert hs[0]["v"] == "evil\u202ecod.exe" and hs[0]["ab"] == 1 and hs[0]["hex:ab"] == 2
+    assert hs[1]["v"] == "esc\x1b[31m and \\x1b"
+
+
+def test_odd_pex_list_is_a_malformed_finding_and_its_whole_entries_stay(weird_capture):
+    records = read_jsonl(weird_capture)
+    (pex,) = [r for r in records if r.get("ext_name") == "ut_pex"]
+    assert pex["data"]["added"] == ["10.0.0.1:6881"]
+    run = btshark_ok("read", weird_capture)
+    assert "!! malformed [error]: extended message 1 (ut_pex): ut_pex added of 7 bytes: 1 left over after " \
+           "1 whole 6-byte entry" in run.stdout
+
+
+@pytest.mark.parametrize("nested", [True, False], ids=["nested", "flat"])
+def test_bencode_bomb_above_the_size_limit_is_a_limit_finding(tmp_path, nested):
+    """The receiver named ut_pex, so the body is ut_pex's: refused for its size (the unit tests
+    show it is never built), the message still listed."""
+    from inspector.extensions import MAX_BENCODE_SIZE
+
+    size = MAX_BENCODE_SIZE + 2
+    body = (b"l" * (size // 2) + b"e" * (size // 2)) if nested else b"l" + b"le" * (size // 2 - 1) + b"e"
+    c = hostile.Conn().open().handshakes()
+    c.send(1, wb.extended(0, wb.bencode({b"m": {b"ut_pex": 1}})))
+    c.send(0, wb.extended(1, body), mss=65000)
+    path = hostile.write_pcap(tmp_path / "bomb.pcap", c.close().frames)
+    run = btshark_ok("read", path)
+    assert (f"!! limit [warning]: extended message 1 (ut_pex): extended body of {size} bytes above the bencode "
+            f"size limit (--max-bencode-size {MAX_BENCODE_SIZE}); not decoded") in run.stdout
+    (ext,) = [r for r in read_jsonl(path) if r.get("ext_id") == 1]
+    assert ext["data"] is None and ext["trailing"] == size
 
 
 # ---------------------------------------------------------------- bad input

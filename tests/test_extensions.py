@@ -9,13 +9,16 @@ import time
 
 import fastbencode
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import wirebuild as wb
 from conftest import wild
 from inspector import events as ev
+from inspector import extensions
 from inspector.extensions import (
-    MAX_DEPTH, BencodeError, BodyError, bdecode, bdecode_prefix, compact_peers, decode_body, describe,
-    extension_names, json_safe,
+    MAX_DEPTH, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
+    describe, extension_names, json_safe, set_limits,
 )
 
 
@@ -37,19 +40,26 @@ def test_json_safe_text_and_hex():
     json.dumps(out)  # really JSON-safe
 
 
-def test_json_safe_non_utf8_keys_become_hex():
-    assert json_safe({b"\xfe\xff": 1}) == {"feff": 1}
+def test_json_safe_non_utf8_keys_become_prefixed_hex():
+    assert json_safe({b"\xfe\xff": 1}) == {"hex:feff": 1}
 
 
-def test_json_safe_depth_bound():
-    assert json_safe(nested(MAX_DEPTH)) == nested(MAX_DEPTH)
-    with pytest.raises(BencodeError):
-        json_safe(nested(MAX_DEPTH + 1))
-    deep_dict: object = 1
-    for _ in range(MAX_DEPTH + 1):
-        deep_dict = {b"k": deep_dict}
-    with pytest.raises(BencodeError):
-        json_safe(deep_dict)
+def test_keys_that_look_alike_stay_apart():
+    """b"ab" and b"\\xab" once both became "ab"; a UTF-8 key spelt like the hex form is hex too."""
+    keys = [b"ab", b"\xab", b"hex:ab", b"hex:", b"\xc3\xa9"]
+    out = json_safe({k: i for i, k in enumerate(keys)})
+    assert out == {"ab": 0, "hex:ab": 1, "hex:6865783a6162": 2, "hex:6865783a": 3, "é": 4}
+
+
+def _from_key(text: str) -> bytes:
+    """The documented reading back of a key: ``hex:`` then hex, else UTF-8."""
+    return bytes.fromhex(text[4:]) if text.startswith("hex:") else text.encode()
+
+
+@pytest.mark.parametrize("key", [b"", b"m", b"hex", b"hex:", b"hex:zz", b"HEX:ab", b"\xff", b"\x80abc", "ü".encode()])
+def test_keys_read_back_to_their_bytes(key):
+    (text,) = json_safe({key: 0})
+    assert _from_key(text) == key
 
 
 def test_bencode_error_is_value_error():
@@ -57,9 +67,9 @@ def test_bencode_error_is_value_error():
 
 
 def test_hostile_nesting_through_decode_body():
-    with pytest.raises(BencodeError):
+    with pytest.raises(LimitError, match=f"depth limit of {MAX_DEPTH}"):
         decode_body(None, b"l" * 10_000 + b"e" * 10_000)
-    with pytest.raises(BencodeError):
+    with pytest.raises(LimitError, match=f"depth limit of {MAX_DEPTH}"):
         decode_body("ut_metadata", b"d1:a" + b"l" * 100 + b"e" * 100 + b"e" + b"raw")
 
 
@@ -200,7 +210,7 @@ def test_depth_bomb_refused_at_the_depth_limit():
     """A megabyte of open lists is refused at level MAX_DEPTH + 1, not after reading it all."""
     bomb = b"d1:bi1e1:a" + b"l" * 1_000_000
     start = time.perf_counter()
-    with pytest.raises(BencodeError, match=f"deeper than {MAX_DEPTH}"):
+    with pytest.raises(LimitError, match=f"deeper than the bencode depth limit of {MAX_DEPTH}"):
         bdecode(bomb)
     assert time.perf_counter() - start < 1.0
     at_limit = b"d1:bi1e1:a" + b"l" * (MAX_DEPTH - 1) + b"e" * (MAX_DEPTH - 1) + b"e"
@@ -359,3 +369,143 @@ def test_finding_severity_can_be_given_but_must_be_known():
     assert ev.Finding("hole", "x", "error").severity == "error"
     with pytest.raises(ValueError):
         ev.Finding("hole", "x", "fatal")
+
+
+# ---------------------------------------------------------------- limits, before anything is built
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """The module's limits, put back after the test whatever ``set_limits`` did."""
+    for name in ("MAX_BENCODE_SIZE", "MAX_DEPTH", "MAX_TOKENS"):
+        monkeypatch.setattr(extensions, name, getattr(extensions, name))
+
+
+@pytest.fixture
+def strict_calls(monkeypatch) -> list[int]:
+    """The length of every body handed to fastbencode (which builds before anything is checked)."""
+    calls: list[int] = []
+    real = fastbencode.bdecode
+
+    def spy(body: bytes) -> object:
+        calls.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(extensions.fastbencode, "bdecode", spy)
+    return calls
+
+
+def _flat_lists(size: int) -> bytes:
+    """``lelele…``: as many empty lists as fit in ``size`` bytes, in one list."""
+    return b"l" + b"le" * ((size - 2) // 2) + b"e"
+
+
+@pytest.mark.parametrize("name", [None, "handshake", "ut_pex"])
+def test_body_above_the_size_limit_is_not_read(limits, strict_calls, monkeypatch, name):
+    set_limits(size=1000)
+    monkeypatch.setattr(extensions, "_lenient", None)  # calling it at all would fail
+    with pytest.raises(LimitError) as caught:
+        decode(name, _flat_lists(1002))
+    assert caught.value.kind == "limit" and not isinstance(caught.value, BencodeError)
+    assert str(caught.value) == ("extended body of 1002 bytes above the bencode size limit "
+                                 "(--max-bencode-size 1000); not decoded")
+    assert strict_calls == []
+
+
+def test_body_at_the_size_limit_is_decoded(limits):
+    body = wb.bencode({b"v": b"x" * 990})
+    set_limits(size=len(body))
+    assert decode("handshake", body).data == {"v": "x" * 990}
+
+
+def test_size_limit_spares_bodies_that_are_not_bencode_throughout(limits):
+    """ut_metadata reads only its dictionary prefix; binary bodies have fixed sizes."""
+    set_limits(size=10)
+    head = wb.bencode({b"msg_type": 1, b"piece": 0, b"total_size": 100})
+    assert decode("ut_metadata", head + bytes(100)) == ({"msg_type": 1, "piece": 0, "total_size": 100}, 100, (), ())
+    with pytest.raises(BodyError) as caught:
+        decode("lt_donthave", bytes(20))
+    assert caught.value.kind == "malformed"
+
+
+def test_fastbencode_never_gets_a_body_that_could_nest_too_deep(strict_calls):
+    deep = b"l" * (MAX_DEPTH + 1) + b"e" * (MAX_DEPTH + 1)
+    with pytest.raises(LimitError, match=f"depth limit of {MAX_DEPTH} levels"):
+        decode(None, deep)
+    assert strict_calls == []
+    at_limit = b"l" * MAX_DEPTH + b"e" * MAX_DEPTH
+    assert decode(None, at_limit).data == nested(MAX_DEPTH - 1, [])
+    assert strict_calls == [len(at_limit)]
+
+
+def test_many_lists_go_the_lenient_way_and_decode_the_same(strict_calls):
+    """Flat lists are not deep, but only a scan can tell: the lenient decoder's answer is
+    fastbencode's, without a deviation."""
+    body = _flat_lists(20_000)
+    out = decode(None, body)
+    assert strict_calls == []
+    assert out == (fastbencode.bdecode(body), 0, (), ())
+
+
+def test_depth_and_token_limits_can_be_set(limits, strict_calls):
+    set_limits(depth=2, tokens=10)
+    assert extensions.MAX_DEPTH == 2 and extensions.MAX_TOKENS == 10
+    assert bdecode(b"lli1eee") == ([[1]], ())  # two l bytes, seven bytes: fastbencode's
+    with pytest.raises(LimitError, match="depth limit of 2 levels"):
+        bdecode(b"llli1eeee")
+    assert strict_calls == [7]
+    many = b"l" + b"i1e" * 9 + b"e"  # 11 values, counting the list's end
+    with pytest.raises(LimitError, match="limit of 10 values"):
+        bdecode(many)
+    assert bdecode(many[:1] + many[4:]) == ([1] * 8, ())
+    assert strict_calls == [7]
+
+
+@pytest.mark.parametrize("kw", [{"depth": 0}, {"depth": extensions.DEPTH_CEILING + 1}, {"size": 0},
+                                {"tokens": -1}, {"size": 5, "depth": 0}])
+def test_set_limits_refuses_nonsense_and_changes_nothing(limits, kw):
+    before = (extensions.MAX_BENCODE_SIZE, extensions.MAX_DEPTH, extensions.MAX_TOKENS)
+    with pytest.raises(ValueError):
+        set_limits(**kw)
+    assert (extensions.MAX_BENCODE_SIZE, extensions.MAX_DEPTH, extensions.MAX_TOKENS) == before
+
+
+_leaves = st.one_of(st.integers(min_value=-(10**19), max_value=10**19), st.binary(max_size=12))
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.binary(max_size=6), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@given(_values)
+@settings(max_examples=300, deadline=None)
+def test_lenient_decoder_agrees_with_fastbencode_on_strict_bencode(value):
+    """Bodies with many ``l``/``d`` bytes skip fastbencode, so the two must agree on what both read."""
+    body = fastbencode.bencode(value)
+    assert extensions._lenient(body, whole=True) == (fastbencode.bdecode(body), len(body), ())
+
+
+# ---------------------------------------------------------------- ut_pex lists that are not whole entries
+
+
+def test_pex_leftover_bytes_are_a_problem_and_whole_entries_are_kept():
+    body = wb.bencode({
+        b"added": wb.compact_v4("10.0.0.1", 80) + wb.compact_v4("10.0.0.2", 81) + b"\x0a",
+        b"added.f": b"\x00\x02",
+        b"added6": wb.compact_v6("::2", 82) + bytes(17),
+        b"dropped": wb.compact_v4("10.0.0.3", 83),
+    })
+    out = decode("ut_pex", body)
+    assert out.data == {"added": ["10.0.0.1:80", "10.0.0.2:81"], "added.f": "\x00\x02", "added6": ["[::2]:82"],
+                        "dropped": ["10.0.0.3:83"]}
+    assert out.problems == ("ut_pex added of 13 bytes: 1 left over after 2 whole 6-byte entries",
+                            "ut_pex added6 of 35 bytes: 17 left over after 1 whole 18-byte entry")
+    assert out.deviations == () and out.trailing == 0
+    assert decode_body("ut_pex", body) == (out.data, 0, ())
+
+
+@pytest.mark.parametrize("name", ["ut_pex", "handshake", None])
+def test_whole_entries_or_other_extensions_have_no_problems(name):
+    body = wb.bencode({b"added": wb.compact_v4("10.0.0.1", 80), b"dropped6": b"", b"x": b"\x01" * 7})
+    assert decode(name, body).problems == ()

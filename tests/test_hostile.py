@@ -115,6 +115,21 @@ def test_an_offloaded_frame_of_zeros_is_keepalives_counted_in_bounded_memory(tmp
     assert session["messages"]["a"]["keepalive"] == size // 4
 
 
+@pytest.mark.parametrize("nested", [True, False], ids=["nested", "flat"])
+@pytest.mark.parametrize("size_limit", [None, "16M"], ids=["size-bound", "depth-or-token-bound"])
+def test_a_bencode_bomb_is_bounded_before_it_is_built(tmp_path, nested, size_limit):
+    """4 MiB of lists: over the size limit it is not decoded at all; allowed in, the
+    decoder stops at the depth or token limit while reading (it once built the whole
+    object first: 1.2 GB for 16 MiB)."""
+    path = h.write_pcap(tmp_path / "bomb.pcap", h.bencode_bomb(4 << 20, nested))
+    args = ["--sessions", "-T", "json"] + (["--max-bencode-size", size_limit] if size_limit else [])
+    (session,) = sessions(clean(read(path, *args)))
+    (limit,) = findings(session, "limit")
+    bound = "--max-bencode-size" if size_limit is None else "deeper than" if nested else "values"
+    assert bound in limit["detail"], limit["detail"]
+    assert session["messages"]["a"]["extended"] == 2
+
+
 def test_unfinished_messages_are_held_against_one_budget(tmp_path):
     path = h.write_pcap(tmp_path / "partial.pcap", h.partial_messages(6, 6 << 20))
     found = sessions(clean(read(path, "--sessions", "-T", "json", "--max-partial-total", "16M")))

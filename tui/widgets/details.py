@@ -72,7 +72,7 @@ class DetailsTree(Tree):
         for name, on in _bits(e.reserved):
             reserved.add_leaf(f"[{'x' if on else ' '}] {name}", data=_HANDSHAKE["reserved"])
         msg.add_leaf(f"info hash: {e.info_hash.hex()}", data=_HANDSHAKE["info hash"])
-        client = identify(e.peer_id) or "unknown client"
+        client = safe_text(identify(e.peer_id) or "unknown client")
         msg.add_leaf(f"peer id: {printable_id(e.peer_id)} ({client})", data=_HANDSHAKE["peer id"])
 
     def _body(self, msg: TreeNode, e: ev.Event) -> None:

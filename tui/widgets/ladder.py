@@ -288,7 +288,7 @@ class Ladder(ScrollView, can_focus=True):
         time = f"{ix.ts[row] - self.session.start:{TIME_W - 1}.6f} "
         frame = f"{ix.frame[row]:>{FRAME_W}}"
         span = self._span()
-        text = safe_text(summary(event))  # a handshake's client name comes from its peer id
+        text = summary(event)  # escaped already
         if ix.kind[row] == FINDING:
             body, name = " ⚠ " + fit(text, span - 3), "finding"
         elif ix.side[row] == 0:
