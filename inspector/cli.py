@@ -13,9 +13,15 @@ FORMATS = click.Choice(["text", "json", "jsonl"])
 
 
 class Failure(click.ClickException):
-    """A one-line error for the user, exit code 2, never a traceback."""
+    """A one-line error for the user, exit code 2, never a traceback; what it quotes
+    (a file name, a peer's bytes) is escaped as all output is."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        from .output import safe_text
+
+        super().__init__(safe_text(message))
 
 
 class Size(click.ParamType):
@@ -62,8 +68,10 @@ def _limits(values: dict) -> "Limits":  # noqa: F821
 
 
 def _warn(lines: list[str]) -> None:
+    from .output import safe_text
+
     for line in lines:
-        click.echo(f"btshark: warning: {line}", err=True)
+        click.echo(f"btshark: warning: {safe_text(line)}", err=True)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

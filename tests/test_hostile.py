@@ -130,6 +130,23 @@ def test_a_bencode_bomb_is_bounded_before_it_is_built(tmp_path, nested, size_lim
     assert session["messages"]["a"]["extended"] == 2
 
 
+def test_big_bitfields_are_counted_at_c_speed(tmp_path):
+    """Four 4 MiB bitfields: their pieces are counted by int.bit_count over the whole
+    field (a byte-by-byte bin() took over 30 s for 20 of 16 MiB)."""
+    c = h.Conn().open().handshakes()
+    for _ in range(4):
+        c.send(0, wb.bitfield(b"\xa5" * (4 << 20) + b"\x01"), mss=65000)
+    got = records(clean(read(h.write_pcap(tmp_path / "bf.pcap", c.close().frames), "-T", "jsonl")))
+    assert [r["pieces"] for r in got if r["type"] == "bitfield"] == [4 * (4 << 20) + 1] * 4
+
+
+def test_error_lines_escape_what_they_quote(tmp_path):
+    path = tmp_path / "evil\x1b]0;owned\x07.pcap"
+    path.write_bytes(b"not a capture")
+    proc = clean(read(path), 2)
+    assert "\x1b" not in proc.stderr and "\\x1b]0;owned\\x07" in proc.stderr
+
+
 def test_unfinished_messages_are_held_against_one_budget(tmp_path):
     path = h.write_pcap(tmp_path / "partial.pcap", h.partial_messages(6, 6 << 20))
     found = sessions(clean(read(path, "--sessions", "-T", "json", "--max-partial-total", "16M")))
