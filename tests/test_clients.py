@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED_CAPTURES
 from inspector import clients
 from inspector.clients import identify, identify_parts
 
@@ -21,7 +22,7 @@ def pid(head: bytes) -> bytes:
     return (head + TAIL + b"xxxxxxxxxxxxxxxxxxxx")[:20]
 
 
-# Peer ids seen on the wire in /work/shared/captures/*.pcap, extracted with
+# Peer ids seen on the wire in ../shared/captures/*.pcap, extracted with
 #   tshark -r <file> -o tcp.reassemble_out_of_order:TRUE \
 #          -d tcp.port==51413,bittorrent -Y bittorrent.peer_id \
 #          -T fields -e bittorrent.peer_id
@@ -338,7 +339,7 @@ def test_azureus_frame_with_any_version_chars(code, version):
     assert result is None or _is_clean(result)
 
 
-CAPTURE_FILES = sorted(glob.glob("/work/shared/captures/*.pcap"))
+CAPTURE_FILES = sorted(glob.glob(str(SHARED_CAPTURES / "*.pcap")))
 
 
 @pytest.mark.skipif(not shutil.which("tshark") or not CAPTURE_FILES, reason="needs tshark and captures")

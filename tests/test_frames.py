@@ -25,13 +25,14 @@ from scapy.layers.inet6 import (
 from scapy.layers.ipsec import AH
 from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether, Loopback
 
+from conftest import SHARED_CAPTURES, SHARED_MISSING
 from inspector import frames
 from inspector.capfile import CaptureFile
 from inspector.frames import (
     ACK, ACK_NO, DPORT, FLAGS, FRAGMENT, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SYN, decode, format_addr,
 )
 
-SAMPLE = Path("/work/shared/captures/aria2-to-libtorrent.pcap")
+SAMPLE = SHARED_CAPTURES / "aria2-to-libtorrent.pcap"
 A4, B4 = "192.0.2.1", "198.51.100.7"
 A6, B6 = "2001:db8::1", "fe80::abcd:1"
 DATA = b"\x13BitTorrent protocol" + bytes(8)
@@ -368,6 +369,7 @@ def test_random_bytes_never_raise(linktype, data):
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+@pytest.mark.skipif(not SAMPLE.exists(), reason=SHARED_MISSING)
 def test_sample_capture_matches_tshark():
     out = subprocess.run(
         ["tshark", "-r", str(SAMPLE), "-T", "fields", "-e", "frame.number", "-e", "tcp.len", "-e", "tcp.seq_raw"],

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED_CAPTURES
 from inspector import utp
 from inspector.utp import (
     LOST, ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection, connection_key, is_syn, parse,
 )
 
-CAPTURE = Path("/work/shared/captures/libtorrent-utp.pcap")
+CAPTURE = SHARED_CAPTURES / "libtorrent-utp.pcap"
 TORRENT = CAPTURE.with_suffix(".torrent")
 HANDSHAKE_START = b"\x13BitTorrent protocol"
 
