@@ -100,13 +100,16 @@ def shared_captures() -> Path:
 
 
 def btshark_command() -> list[str]:
-    """The installed ``btshark`` entry point (the real command users run): the one beside the
-    Python running the tests (a venv's), else the first on PATH."""
+    """This checkout's ``btshark``, never a PATH lookup (another install first on PATH would
+    test other code): the entry point beside the Python running the tests when that Python
+    imports this checkout's ``inspector`` (a venv installed from it), else ``python -m
+    inspector`` with this checkout first on the import path."""
+    import inspector
+
     beside = Path(sys.executable).parent / "btshark"
-    exe = str(beside) if beside.exists() else shutil.which("btshark")
-    if exe is None:  # pragma: no cover - the project is pip-installed in CI
-        pytest.fail("the btshark command is not installed (pip install -e .)")
-    return [exe]
+    if beside.exists() and Path(inspector.__file__).resolve().parent.parent == REPO:
+        return [str(beside)]
+    return ["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "inspector"]
 
 
 def run_btshark(*args, input: bytes | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
