@@ -159,8 +159,9 @@ def _first_messages(records, count: int):
 @click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (type, session).")
 @click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 @click.option("--sessions", is_flag=True, help="List the peer connections when the capture stops.")
+@limit_options
 def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, count: int | None,
-          autostop: str | None, display_filter: str | None, fmt: str, sessions: bool) -> None:
+          autostop: str | None, display_filter: str | None, fmt: str, sessions: bool, **limits: int) -> None:
     """Decode BitTorrent peer messages live on IFACE, as `read` prints them.
 
     Ctrl-C stops the capture cleanly (output and -w file flushed, exit 0); the
@@ -175,7 +176,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
     duration = _duration(autostop) if autostop is not None else None
     try:
         keep = compile_filter(display_filter) if display_filter else None
-        decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write)
+        decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write, _limits(limits))
     except (SniffError, FilterError) as exc:
         raise Failure(str(exc)) from None
     click.echo(f"Capturing on '{iface}'", err=True)  # as tshark says it: the capture is running from here

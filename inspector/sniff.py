@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from .capfile import CHUNK, CaptureError, CaptureFile
+from .limits import DEFAULT, Limits
 from .pipeline import CaptureDecode
 
 __all__ = ["BACKENDS", "DEFAULT_FILTER", "LiveDecode", "SniffError", "default_backend", "open_live"]
@@ -291,8 +292,8 @@ class LiveDecode(CaptureDecode):
     ``stop`` (from a signal handler or another thread) ends the iteration after the
     frames already captured; ``captured`` and ``dropped`` are final once it has ended."""
 
-    def __init__(self, source: DumpcapSource | SocketSource) -> None:
-        super().__init__(source)
+    def __init__(self, source: DumpcapSource | SocketSource, limits: Limits = DEFAULT) -> None:
+        super().__init__(source, limits=limits)
         self.source = source
 
     def stop(self) -> None:
@@ -316,13 +317,13 @@ class LiveDecode(CaptureDecode):
 
 
 def open_live(iface: str, bpf: str = DEFAULT_FILTER, backend: str | None = None,
-              write: str | None = None) -> LiveDecode:
+              write: str | None = None, limits: Limits = DEFAULT) -> LiveDecode:
     """Start capturing on ``iface``; ``write``: also save what was captured as pcapng."""
     kind = backend or default_backend()
     if kind == "dumpcap":
-        return LiveDecode(DumpcapSource(iface, bpf, write))
+        return LiveDecode(DumpcapSource(iface, bpf, write), limits)
     if kind == "scapy":
-        return LiveDecode(SocketSource(iface, bpf, write))
+        return LiveDecode(SocketSource(iface, bpf, write), limits)
     raise SniffError(f"unknown backend {kind!r} (one of: {', '.join(BACKENDS)})")
 
 
