@@ -232,12 +232,14 @@ def verify(capture: str, verbose: bool) -> None:
     """Compare btshark's decode of CAPTURE with Wireshark's, connection by connection.
 
     Exit status 0 when every direction agrees (or neither decode holds a message, which
-    it says as "nothing to compare"), 1 when any differs, 2 when tshark fails.
+    it says as "nothing to compare"), 1 when any differs, 2 when tshark fails or reads
+    none of CAPTURE. When tshark stops reading at damage part-way, the frames before it
+    are compared and a line says where it stopped.
     """
     from .capfile import CaptureError
     from .output import record_dict
     from .pipeline import CaptureDecode
-    from .verify import VerifyError, all_agree, format_report
+    from .verify import TsharkCannotRead, VerifyError, all_agree, format_report
     from .verify import verify as against_wireshark
 
     try:
@@ -252,13 +254,21 @@ def verify(capture: str, verbose: bool) -> None:
                 losses.append({"transport": r.session.transport, "src": src, "dst": dst, "frame": r.frame})
     except CaptureError as exc:
         raise Failure(str(exc)) from None
-    _warn(decode.warnings)
     try:
-        reports = against_wireshark(capture, records, losses=losses)
+        result = against_wireshark(capture, records, losses=losses)
+    except TsharkCannotRead as exc:  # one line: what tshark said, and what btshark made of the file
+        frames, messages = decode.capture.frame_count, len(records)
+        ours = (f"btshark read {frames} frame{'s' * (frames != 1)} of it and decoded "
+                f"{messages} message{'s' * (messages != 1)}")
+        if decode.warnings:
+            ours += f" ({'; '.join(decode.warnings)})"
+        raise Failure(f"{exc}; {ours}") from None
     except VerifyError as exc:
+        _warn(decode.warnings)
         raise Failure(str(exc)) from None
-    click.echo(format_report(reports, verbose=verbose))
-    if not all_agree(reports):
+    _warn(decode.warnings)
+    click.echo(format_report(result.reports, verbose=verbose, stop=result.stop))
+    if not all_agree(result.reports):
         sys.exit(1)
 
 

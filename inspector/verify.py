@@ -1,10 +1,22 @@
 """`btshark verify`: btshark's decode checked against Wireshark's own BitTorrent dissector.
 
-Wireshark's decode comes from tshark through pyshark, run as the project's acceptance
-criterion asks, with tshark's uTP heuristic (off by default) switched on::
+Wireshark's decode comes from tshark, each BitTorrent layer of its PDML read through
+pyshark as the project's acceptance criterion asks, with tshark's uTP heuristic (off by
+default) switched on::
 
     tshark -r CAPTURE -o tcp.reassemble_out_of_order:TRUE --enable-heuristic bt_utp_udp \\
-           -d tcp.port==P,bittorrent ... -Y bittorrent
+           -Y bittorrent -T pdml -j "ip ipv6 tcp udp bittorrent ..."
+
+with every TCP port btshark found BitTorrent on decoded as BitTorrent. Those ports are
+not on the command line (one ``-d tcp.port==P,bittorrent`` each overflowed the argument
+list at 26,000 flows): tshark runs in a private, empty configuration directory
+(``WIRESHARK_CONFIG_DIR``) whose ``decode_as_entries`` lists them, so the reference
+decode also owes nothing to the user's own Wireshark preferences. tshark is a plain
+child process, started and waited for here, its PDML read with lxml as it comes, only
+the BitTorrent layers made into pyshark layers. (Through ``pyshark.FileCapture``, its
+asyncio child watcher, swapped process-wide, once lost tshark's exit status to another
+waiter, "Unknown child process pid ..., returncode 255"; and it made every field of
+every layer into objects: five to ten times slower on the sample captures.)
 
 Both decodes are normalised to :class:`WireMessage` (message type in the ``-T jsonl``
 vocabulary of DESIGN.md, plus index, begin and block length where the message has them)
@@ -55,25 +67,44 @@ swallows the rest of the TCP segment, including any further messages in it. Othe
 quirks of tshark 4.0 that :func:`compare` recognises and names are listed in
 :data:`TSHARK_QUIRKS`.
 
-pyshark drives its own asyncio event loop: call :func:`wireshark_messages` from
-synchronous code (or a worker thread), not from inside a running event loop.
+On a damaged capture (a record cut short, a length tshark refuses, trailing garbage)
+tshark decodes the frames before the damage, then stops and exits 2. What both could
+read is still compared: the frames tshark read, btshark's messages completed in later
+frames counted but not compared, and the report says where tshark stopped and what it
+said (:class:`TsharkStop`; capinfos, Wireshark's file reader without the dissection,
+counts the frames). Refusing instead would throw away a comparison worth as much as
+any other, and calling the uncompared tail a difference would blame btshark for
+tshark's reader. When tshark reads no frame at all there is nothing to compare:
+:class:`TsharkCannotRead`, one line naming what tshark said (the CLI adds what btshark
+read of the file), exit status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import os
+import re
+import shutil
 import struct
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import IO
+
+from lxml import etree
 
 __all__ = [
     "WireMessage",
     "DirectionReport",
     "UtpPacket",
     "VerifyError",
+    "TsharkCannotRead",
+    "TsharkStop",
+    "WiresharkDecode",
+    "Verification",
     "TSHARK_QUIRKS",
     "UTP_HEURISTIC",
     "wireshark_messages",
@@ -261,10 +292,9 @@ def _int(value) -> int | None:
 
 def _endpoint(addr: str, port: int | str) -> str:
     """'ip:port', IPv6 as '[addr]:port' (compressed form, as btshark prints it)."""
-    ip = ipaddress.ip_address(addr)
-    if ip.version == 6:
-        return f"[{ip.compressed}]:{int(port)}"
-    return f"{ip}:{int(port)}"
+    if ":" in addr:  # tshark writes IPv4 as btshark does; IPv6 it may not compress
+        addr = f"[{ipaddress.IPv6Address(addr).compressed}]"
+    return f"{addr}:{int(port)}"
 
 
 # ---------------------------------------------------------------------------
@@ -322,19 +352,31 @@ def _layer_to_message(layer, frame: int) -> WireMessage:
     return WireMessage("unknown", None, None, None, frame, "unrecognised Wireshark layer")
 
 
-def _packet_direction(packet) -> Direction | None:
-    """(transport, src, dst) of the innermost IP header and the TCP or UDP header in it."""
-    ip_layer = None
-    for layer in packet.layers:
-        name = layer.layer_name
+def _shown(proto: etree._Element, *names: str) -> list[str | None]:
+    """The values of fields at the top of a PDML protocol tree, as pyshark gives them
+    (``show``, else ``value``, else ``showname``), first occurrence of each."""
+    found: dict[str, str | None] = {}
+    for field in proto.iterchildren("field"):
+        name = field.get("name")
+        if name in names and name not in found:
+            found[name] = field.get("show") or field.get("value") or field.get("showname")
+            if len(found) == len(names):
+                break
+    return [found.get(name) for name in names]
+
+
+def _packet_direction(packet: etree._Element) -> Direction | None:
+    """(transport, src, dst) of a PDML packet's innermost IP header and the TCP or UDP
+    header in it."""
+    ip_proto = None
+    for proto in packet.iterchildren("proto"):
+        name = proto.get("name")
         if name in ("ip", "ipv6"):
-            ip_layer = layer
-        elif name in ("tcp", "udp") and ip_layer is not None:
-            prefix = ip_layer.layer_name
-            src = _field(ip_layer, f"{prefix}.src")
-            dst = _field(ip_layer, f"{prefix}.dst")
-            sport = _field(layer, f"{name}.srcport")
-            dport = _field(layer, f"{name}.dstport")
+            ip_proto = proto
+        elif name in ("tcp", "udp") and ip_proto is not None:
+            prefix = ip_proto.get("name")
+            src, dst = _shown(ip_proto, f"{prefix}.src", f"{prefix}.dst")
+            sport, dport = _shown(proto, f"{name}.srcport", f"{name}.dstport")
             if None in (src, dst, sport, dport):
                 return None
             transport = "tcp" if name == "tcp" else "utp"
@@ -342,86 +384,186 @@ def _packet_direction(packet) -> Direction | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class TsharkStop:
+    """tshark read the capture up to damage (a record cut short, a length it refuses,
+    trailing garbage) and stopped there, exiting 2: the frames before it are compared."""
+
+    frames: int  # frames tshark read
+    reason: str  # what tshark said, one line
+    ours_after: int = 0  # btshark's messages completed in later frames, not compared
+
+    def describe(self) -> str:
+        text = (f"tshark stopped reading after frame {self.frames}: {self.reason}; "
+                f"compared frames 1-{self.frames}")
+        if self.ours_after:
+            text += f" (btshark's {self.ours_after} message(s) in later frames not compared)"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class WiresharkDecode:
+    """Wireshark's messages per direction, and where tshark stopped if it did not read it all."""
+
+    messages: dict[Direction, list[WireMessage]]
+    stop: TsharkStop | None = None
+
+
+class TsharkCannotRead(VerifyError):
+    """tshark read not one frame of the capture: there is no Wireshark decode to compare with."""
+
+
+# ``-j``: tshark expands only these PDML nodes; every other protocol, and every subtree
+# under these, is written as its top line alone. Every field read here sits directly
+# under one of them. The PDML is half as long (the sample captures', a handshake
+# frame's), and reading it is most of what verify spends its time on.
+_PDML_TREES = "ip ipv6 tcp udp bittorrent bittorrent.msg bittorrent.azureus_msg"
+_READ_ERROR = 2  # tshark's exit status when the capture cannot be opened or read to its end
+
+
 def wireshark_messages(
     capture: str | os.PathLike,
     ports: Iterable[int],
     *,
     tshark_path: str | None = None,
-) -> dict[Direction, list[WireMessage]]:
-    """Wireshark's decode via pyshark, keyed by (transport, src 'ip:port', dst 'ip:port')
-    (IPv6 as '[addr]:port'), messages in stream order.
+) -> WiresharkDecode:
+    """Wireshark's decode, keyed by (transport, src 'ip:port', dst 'ip:port') (IPv6 as
+    '[addr]:port'), messages in stream order.
 
-    ``ports`` are decoded as BitTorrent over TCP (``-d tcp.port==P,bittorrent``, which
-    matches either end of a connection). tshark's TCP heuristic (on by default) also finds
-    streams that start with the 20-byte "\\x13BitTorrent protocol"; its uTP heuristic is
-    switched on, and checks each UDP datagram's header, so uTP needs no ports. Over uTP,
-    tshark 4.0 shows a message in the frame where it *starts* (btshark: where it ends);
-    frames are not compared.
+    ``ports`` are decoded as BitTorrent over TCP (Wireshark's "Decode As" on ``tcp.port``,
+    which matches either end of a connection). tshark's TCP heuristic (on by default) also
+    finds streams that start with the 20-byte "\\x13BitTorrent protocol"; its uTP heuristic
+    is switched on, and checks each UDP datagram's header, so uTP needs no ports. Over
+    uTP, tshark 4.0 shows a message in the frame where it *starts* (btshark: where it
+    ends); frames are not compared.
+
+    Raises :class:`TsharkCannotRead` when tshark reads no frame of the capture, and
+    :class:`VerifyError` when it cannot be run or fails otherwise; when it reads part of
+    the capture and stops at damage, ``stop`` says where and why.
     """
-    import asyncio
+    from pyshark.packet.layers.xml_layer import XmlLayer  # pyshark's view of each layer
 
-    import pyshark  # imported here so `btshark read` never pays for it
-
-    # pyshark asks asyncio for "the current loop", which asyncio.run() leaves unset
-    # behind it: give this thread one, as pyshark expects.
-    try:
-        asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    ports = sorted({int(p) for p in ports})
-    capture = pyshark.FileCapture(
-        os.fspath(capture),
-        decode_as={f"tcp.port=={p}": "bittorrent" for p in ports} or None,
-        override_prefs={"tcp.reassemble_out_of_order": "TRUE"},
-        custom_parameters=["--enable-heuristic", UTP_HEURISTIC],
-        display_filter="bittorrent",
-        keep_packets=False,
-        tshark_path=tshark_path,
-    )
+    capture = os.fspath(capture)
+    tshark = _tshark(tshark_path)
+    cmd = [tshark, "-n", "-r", capture, "-o", "tcp.reassemble_out_of_order:TRUE",
+           "--enable-heuristic", UTP_HEURISTIC, "-Y", "bittorrent", "-T", "pdml", "-j", _PDML_TREES]
     result: dict[Direction, list[WireMessage]] = {}
-    failure = None
-    try:
-        for packet in capture:
-            direction = _packet_direction(packet)
-            if direction is None:
-                continue
-            frame = int(packet.number)
-            messages = result.setdefault(direction, [])
-            for layer in packet.get_multiple_layers("bittorrent"):
-                messages.append(_layer_to_message(layer, frame))
-    except _pyshark_errors() as exc:
-        failure = exc
-    try:
-        capture.close()  # pyshark reports tshark's exit status here
-    except _pyshark_errors() as exc:
-        failure = failure or exc
-        capture._running_processes.clear()  # else pyshark's __del__ raises it once more
-    if failure is not None and not _cut_short(str(failure)):
-        last = next((ln for ln in str(failure).splitlines() if "tshark:" in ln), str(failure))
-        raise VerifyError(f"tshark (through pyshark) failed: {last.strip()}")
-    return result
+    unreadable: list[etree.XMLSyntaxError] = []
+
+    def read(pdml: IO[bytes]) -> None:
+        try:
+            for packet in _pdml_packets(pdml):
+                direction = _packet_direction(packet)
+                if direction is None:
+                    continue
+                (frame,) = _shown(packet.find("proto[@name='geninfo']"), "num")
+                messages = result.setdefault(direction, [])
+                for layer in packet.iterchildren("proto"):
+                    if layer.get("name") == "bittorrent":
+                        messages.append(_layer_to_message(XmlLayer(layer), int(frame)))
+        except etree.XMLSyntaxError as exc:  # no PDML at all when tshark cannot open the file
+            unreadable.append(exc)
+
+    with _profile(ports) as env:
+        status, said = _run_tshark(cmd, env, read, capture)
+    if status != 0:
+        return WiresharkDecode(result, _stopped(capture, tshark, status, said))
+    if unreadable:
+        raise VerifyError(f"tshark's PDML for {capture} is not XML: {unreadable[0]}")
+    return WiresharkDecode(result)
 
 
-def _cut_short(tshark_says: str) -> bool:
-    """tshark's complaint about a capture cut off mid-record, which it reads up to the cut
-    (and exits 2): btshark decodes up to the cut too, so the decodes are still compared."""
-    return "appears to have been cut short" in tshark_says
+def _pdml_packets(pdml: IO[bytes]) -> Iterator[etree._Element]:
+    """Each ``<packet>`` of tshark's PDML as it is read, dropped from memory once used.
+    Read as pyshark reads it: with lxml, recovering from what is not well-formed."""
+    for _, packet in etree.iterparse(pdml, tag="packet", huge_tree=True, recover=True):
+        yield packet
+        packet.clear()
+        while packet.getprevious() is not None:
+            del packet.getparent()[0]
 
 
-def _pyshark_errors() -> tuple[type[Exception], ...]:
-    """What pyshark raises when tshark is missing, too old, or dies on the file."""
-    from pyshark.capture.capture import TSharkCrashException
-    from pyshark.tshark.tshark import TSharkNotFoundException, TSharkVersionException
+@contextlib.contextmanager
+def _profile(tcp_ports: Iterable[int] = ()) -> Iterator[dict[str, str]]:
+    """The environment tshark runs in: a private configuration directory, removed after.
 
-    return TSharkCrashException, TSharkNotFoundException, TSharkVersionException
+    Its ``decode_as_entries`` decode every port in ``tcp_ports`` as BitTorrent, however
+    many (one ``-d tcp.port==P,bittorrent`` per port overflowed the argument list at
+    26,000 flows); and the user's own Wireshark preferences, "Decode As" rules and
+    disabled protocols play no part in the reference decode.
+    """
+    with tempfile.TemporaryDirectory(prefix="btshark-verify-") as home:
+        with open(os.path.join(home, "decode_as_entries"), "w", encoding="ascii") as out:
+            out.writelines(f"decode_as_entry: tcp.port,{p},(none),BitTorrent\n" for p in sorted(set(tcp_ports)))
+        yield {**os.environ, "WIRESHARK_CONFIG_DIR": home}
+
+
+def _run_tshark(cmd: list[str], env: Mapping[str, str], read: Callable[[IO[bytes]], None],
+                capture: str) -> tuple[int, str]:
+    """Run tshark, ``read`` its output as it comes, wait for it: its exit status and its
+    complaint in one line (see :func:`_complaint`). stderr goes to a file, not a pipe
+    that could fill while stdout is read."""
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, env=env)
+        except OSError as exc:
+            raise VerifyError(f"tshark could not be run: {exc}") from None
+        with proc:  # closes stdout and waits, however read() ends
+            read(proc.stdout)
+            while proc.stdout.read(1 << 16):  # whatever read() left: tshark must not block on it
+                pass
+        errors.seek(0)
+        return proc.returncode, _complaint(errors.read().decode(errors="replace"), capture)
+
+
+def _complaint(stderr: str, capture: str) -> str:
+    """tshark's error in one line: its "tshark: ..." line and the "(...)" detail lines
+    after it, without 'The file "CAPTURE"' (the caller names the capture)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("tshark:")), None)
+    if start is None:
+        return lines[-1] if lines else "no message"
+    said = [lines[start].removeprefix("tshark:").strip()]
+    said += [ln for ln in lines[start + 1:] if ln.startswith("(")][:1]
+    text = " ".join(said).replace(f'The file "{capture}" ', "", 1)
+    return text.replace(". (", " (").rstrip(".")
+
+
+def _stopped(capture: str, tshark: str, status: int, said: str) -> TsharkStop:
+    """What a tshark that failed on ``capture`` read of it (see :class:`TsharkStop`), or
+    the error that says why there is nothing to compare."""
+    if status < 0:
+        raise VerifyError(f"tshark was killed by signal {-status} reading {capture}: {said}")
+    if status != _READ_ERROR:
+        raise VerifyError(f"tshark failed on {capture} (exit {status}): {said}")
+    frames = _frames_read(capture, tshark)
+    if frames is None:
+        raise VerifyError(f"tshark cannot read all of {capture}: {said} (capinfos, which "
+                          "counts the frames it can read, was not found beside tshark)")
+    if frames == 0:
+        raise TsharkCannotRead(f"tshark cannot read {capture}: {said}")
+    return TsharkStop(frames, said)
+
+
+def _frames_read(capture: str, tshark: str) -> int | None:
+    """How many frames Wireshark's file reader gets from ``capture`` before it fails,
+    counted by capinfos (beside tshark: the same reader, no dissection), or None."""
+    capinfos = shutil.which("capinfos", path=os.path.dirname(tshark)) or shutil.which("capinfos")
+    if capinfos is None:
+        return None
+    proc = subprocess.run([capinfos, "-T", "-r", "-c", capture], capture_output=True, text=True,
+                          errors="replace", check=False)
+    failed = re.search(r"after reading (\d+) packets", proc.stderr)
+    counted = re.search(r"\t(\d+)\s*$", proc.stdout)
+    return int((failed or counted).group(1)) if failed or counted else 0
 
 
 def _tshark(tshark_path: str | None) -> str:
-    from pyshark.tshark.tshark import get_process_path
+    from pyshark.tshark.tshark import TSharkNotFoundException, get_process_path
 
     try:
         return get_process_path(tshark_path)
-    except _pyshark_errors() as exc:
+    except TSharkNotFoundException as exc:
         raise VerifyError(f"tshark not found: {exc}") from None
 
 
@@ -448,6 +590,20 @@ def _parse_utp(payload: bytes) -> tuple[int, int, int, tuple[int, ...], bytes] |
     return type_ver >> 4, connection_id, seq_nr, tuple(extensions), payload[pos:]
 
 
+_MAX_FILTER_RANGES = 512  # past this many port ranges, tshark lists all of UDP and Python picks
+
+
+def _port_ranges(ports: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted ports as the fewest (first, last) runs of consecutive ports."""
+    runs: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if runs and runs[-1][1] == port - 1:
+            runs[-1] = (runs[-1][0], port)
+        else:
+            runs.append((port, port))
+    return runs
+
+
 def utp_packets(
     capture: str | os.PathLike,
     directions: Iterable[Direction],
@@ -455,34 +611,40 @@ def utp_packets(
     tshark_path: str | None = None,
 ) -> list[UtpPacket]:
     """Every uTP datagram of the given uTP directions, in capture order, with whether
-    tshark's uTP heuristic accepted it. One ``tshark -T fields`` pass over their UDP ports."""
+    tshark's uTP heuristic accepted it. One ``tshark -T fields`` pass over their UDP ports
+    (or over all of UDP, when the ports make more than a few hundred ranges)."""
     wanted = {d for d in directions if d[0] == "utp"}
     if not wanted:
         return []
-    ports = sorted({int(e.rsplit(":", 1)[1]) for _, src, dst in wanted for e in (src, dst)})
+    capture = os.fspath(capture)
+    tshark = _tshark(tshark_path)
+    runs = _port_ranges(int(e.rsplit(":", 1)[1]) for _, src, dst in wanted for e in (src, dst))
+    shown = "udp"
+    if len(runs) <= _MAX_FILTER_RANGES:
+        shown = "udp.port in {" + ",".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs) + "}"
     fields = ["frame.number", "ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst",
               "udp.dstport", "bt-utp.type", "udp.payload"]
-    cmd = [_tshark(tshark_path), "-n", "-r", os.fspath(capture), "--enable-heuristic", UTP_HEURISTIC,
-           "-Y", f"udp.port in {{{','.join(map(str, ports))}}}", "-T", "fields", "-E", "occurrence=f"]
+    cmd = [tshark, "-n", "-r", capture, "--enable-heuristic", UTP_HEURISTIC,
+           "-Y", shown, "-T", "fields", "-E", "occurrence=f"]
     for name in fields:
         cmd += ["-e", name]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise VerifyError(f"tshark could not be run: {exc}") from None
-    if proc.returncode != 0 and not _cut_short(proc.stderr):
-        said = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("tshark:")]
-        raise VerifyError(f"tshark failed reading uTP packets (exit {proc.returncode}): "
-                          f"{said[0] if said else 'no message'}")
     packets = []
-    for line in proc.stdout.splitlines():
-        frame, ip4s, ip6s, sport, ip4d, ip6d, dport, utp_type, payload = line.split("\t")
-        if not sport or not payload:
-            continue
-        direction = ("utp", _endpoint(ip4s or ip6s, sport), _endpoint(ip4d or ip6d, dport))
-        parsed = _parse_utp(bytes.fromhex(payload.replace(":", "")))
-        if direction in wanted and parsed is not None:
-            packets.append(UtpPacket(int(frame), direction, bool(utp_type), *parsed))
+
+    def read(out: IO[bytes]) -> None:
+        for line in out:
+            frame, ip4s, ip6s, sport, ip4d, ip6d, dport, utp_type, payload = (
+                line.decode("ascii", "replace").rstrip("\n").split("\t"))
+            if not sport or not payload:
+                continue
+            direction = ("utp", _endpoint(ip4s or ip6s, sport), _endpoint(ip4d or ip6d, dport))
+            parsed = _parse_utp(bytes.fromhex(payload.replace(":", "")))
+            if direction in wanted and parsed is not None:
+                packets.append(UtpPacket(int(frame), direction, bool(utp_type), *parsed))
+
+    with _profile() as env:
+        status, said = _run_tshark(cmd, env, read, capture)
+    if status != 0:
+        _stopped(capture, tshark, status, said)  # raises unless tshark read a part: those packets
     return packets
 
 
@@ -845,11 +1007,13 @@ NOTHING_TO_COMPARE = (
 )
 
 
-def format_report(reports: Sequence[DirectionReport], *, verbose: bool = False) -> str:
+def format_report(reports: Sequence[DirectionReport], *, verbose: bool = False,
+                  stop: TsharkStop | None = None) -> str:
     """One line per direction (tshark's errors set aside indented under it), then
     "N directions, N agree, N differ" (and skipped, if any), or :data:`NOTHING_TO_COMPARE`.
 
-    ``verbose`` adds, under a differing direction, every differing region.
+    ``verbose`` adds, under a differing direction, every differing region; ``stop``, the
+    line that says where tshark stopped reading, just above the summary.
     """
     lines = []
     for r in reports:
@@ -875,8 +1039,19 @@ def format_report(reports: Sequence[DirectionReport], *, verbose: bool = False) 
         summary = NOTHING_TO_COMPARE
     if skipped:
         summary += f", {skipped} skipped (not plaintext BitTorrent)"
+    if stop is not None:
+        lines.append(stop.describe())
     lines.append(summary)
     return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What :func:`verify` found: one report per direction, and where tshark stopped
+    reading if it did not read the whole capture."""
+
+    reports: list[DirectionReport]
+    stop: TsharkStop | None = None
 
 
 def verify(
@@ -886,7 +1061,7 @@ def verify(
     extra_ports: Iterable[int] = (),
     tshark_path: str | None = None,
     losses: Iterable[Mapping] = (),
-) -> list[DirectionReport]:
+) -> Verification:
     """The whole of `btshark verify`: btshark's records for CAPTURE against Wireshark's decode.
 
     ``losses`` are btshark's hole and resync findings (records with src, dst, transport
@@ -894,15 +1069,22 @@ def verify(
 
     Wireshark decodes as BitTorrent every TCP port btshark found BitTorrent on (plus
     ``extra_ports``); its heuristics also catch TCP streams that begin with a handshake and
-    uTP datagrams anywhere.
-    Raises :class:`VerifyError` when tshark is missing or fails.
+    uTP datagrams anywhere. When tshark stops reading at damage, the frames it read are
+    compared and btshark's messages in later frames are counted, not compared.
+    Raises :class:`TsharkCannotRead` when tshark reads no frame of CAPTURE, and
+    :class:`VerifyError` when tshark is missing or fails otherwise.
     """
     records = list(records)
     ours = ours_from_records(records)
     ports = ports_from_records(records) | {int(p) for p in extra_ports}
-    theirs = wireshark_messages(capture, ports, tshark_path=tshark_path)
+    decode = wireshark_messages(capture, ports, tshark_path=tshark_path)
+    theirs, stop = decode.messages, decode.stop
+    if stop is not None:
+        before = {d: [m for m in msgs if m.frame <= stop.frames] for d, msgs in ours.items()}
+        after = sum(map(len, ours.values())) - sum(map(len, before.values()))
+        ours, stop = {d: msgs for d, msgs in before.items() if msgs}, replace(stop, ours_after=after)
     packets = utp_packets(capture, set(ours) | set(theirs), tshark_path=tshark_path)
     lost: dict[Direction, list[int]] = {}
     for r in losses:
         lost.setdefault((r["transport"], r["src"], r["dst"]), []).append(r["frame"])
-    return compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets), losses=lost)
+    return Verification(compare(ours, theirs, set_aside=tshark_errors(ours, theirs, packets), losses=lost), stop)

@@ -276,7 +276,7 @@ def test_wireshark_messages_several_pdus_per_frame_and_keepalives(tmp_path):
         ("ab", REQUEST[6:] + msg(14) + msg(7, struct.pack(">II", 1, 0x4000) + b"x" * 300)),  # 7
         ("ba", msg(16, REQUEST[5:]) + msg(17, struct.pack(">I", 2)) + msg(20, b"\x00de")),  # 8
     ])
-    theirs = wireshark_messages(pcap, [51413])
+    theirs = wireshark_messages(pcap, [51413]).messages
     assert [(m.type, m.index, m.begin, m.length, m.frame) for m in theirs[AB]] == [
         ("handshake", None, None, None, 4),
         ("keepalive", None, None, None, 6),
@@ -303,7 +303,7 @@ def test_split_length_prefix_quirk_is_named(tmp_path):
     ours = {AB: [wm("handshake", 4), wm("have", 6, 1), wm("request", 7, 1, 0x4000, 16384),
                      wm("have", 7, 2), wm("have", 8, 3)],
             BA: [wm("handshake", 5)]}
-    ab, ba = compare(ours, wireshark_messages(pcap, [51413]))
+    ab, ba = compare(ours, wireshark_messages(pcap, [51413]).messages)
     assert ba.agree and not ab.agree
     assert ab.first_difference == (
         "#3: ours request(index=1, begin=0x4000, length=16384) @frame 7 | "
@@ -312,11 +312,29 @@ def test_split_length_prefix_quirk_is_named(tmp_path):
     assert ab.reason.startswith("frames 6 and 7: ") and "length prefix ended a TCP segment" in ab.reason
 
 
+@needs_tshark
+def test_ports_reach_tshark_in_a_private_profile_the_users_cannot_change(tmp_path, monkeypatch):
+    """Mid-connection, without a handshake, only "Decode As" makes tshark see BitTorrent:
+    the ports go to it in a profile of verify's own, whatever the user's says."""
+    pcap = tmp_path / "midstream.pcap"
+    write_pcap(pcap, [("ab", have(7) + REQUEST), ("ba", have(1))])
+    assert wireshark_messages(pcap, []).messages == {}
+    users = tmp_path / "users-wireshark"
+    users.mkdir()
+    (users / "disabled_protos").write_text("bittorrent\n")
+    monkeypatch.setenv("WIRESHARK_CONFIG_DIR", str(users))
+    hidden = subprocess.run(["tshark", "-r", str(pcap), "-d", "tcp.port==51413,bittorrent", "-Y", "bittorrent"],
+                            capture_output=True, text=True)
+    assert hidden.returncode == 0 and hidden.stdout == ""  # the user's profile would show nothing
+    theirs = wireshark_messages(pcap, [51413]).messages
+    assert {d: [m.type for m in msgs] for d, msgs in theirs.items()} == {AB: ["have", "request"], BA: ["have"]}
+
+
 @pytest.fixture(scope="module")
 def aria2():
     if shutil.which("tshark") is None or not ARIA2.exists():
         pytest.skip("needs tshark and the shared aria2 capture")
-    return wireshark_messages(ARIA2, [51413, 6881])
+    return wireshark_messages(ARIA2, [51413, 6881]).messages
 
 
 def tshark_piece_count(pcap: Path, src_port: int) -> int:
@@ -424,7 +442,7 @@ def test_tshark_stopping_at_a_loss_btshark_reported_is_named():
 def test_verify_fails_when_btshark_decoded_nothing(tmp_path):
     pcap = tmp_path / "plain.pcap"
     write_pcap(pcap, [("ab", HANDSHAKE), ("ba", HANDSHAKE), ("ab", have(7) + REQUEST)])
-    reports = verify(pcap, [])  # as if btshark had found nothing in the capture
+    reports = verify(pcap, []).reports  # as if btshark had found nothing in the capture
     assert [(r.transport, r.src, r.dst, r.ours, r.theirs, r.status) for r in reports] == [
         ("tcp", A, B, 0, 3, "DIFFER"), ("tcp", B, A, 0, 1, "DIFFER")]
     assert not all_agree(reports)
@@ -518,15 +536,23 @@ def utp_records(records):
 
 def test_tshark_counts_utp_retransmissions_and_skips_close_reason_packets(utp_capture):
     """The raw tshark facts the set-asides rest on (if a newer tshark fixes them, this says so)."""
-    theirs = wireshark_messages(utp_capture, [])
+    theirs = wireshark_messages(utp_capture, []).messages
     assert [m.frame for m in theirs[UV]] == [3, 5, 5, 8, 8]  # frame 8 again; frame 12 not at all
     assert [m.frame for m in theirs[VU]] == [4, 4, 6, 10, 10, 11, 11]
     assert [(p.frame, p.dissected) for p in utp_packets(utp_capture, [UV]) if not p.dissected] == [
         (12, False), (13, False)]
 
 
+def test_utp_packets_of_ports_past_a_display_filter_are_still_found(utp_capture):
+    """With more port ranges than go in one display filter, tshark lists all of UDP and
+    the directions are picked here: the same packets."""
+    scattered = [("utp", f"10.9.0.1:{p}", f"10.9.0.2:{p + 1}") for p in range(2000, 6000, 3)]
+    assert utp_packets(utp_capture, [UV, VU, *scattered]) == utp_packets(utp_capture, [UV, VU])
+    assert len(utp_packets(utp_capture, [UV, VU])) == len(UTP_SESSION)
+
+
 def test_verify_sets_aside_proven_tshark_utp_errors_and_names_them(utp_capture):
-    reports = verify(utp_capture, utp_records(UTP_OURS))
+    reports = verify(utp_capture, utp_records(UTP_OURS)).reports
     uv, vu = reports
     assert (uv.transport, uv.status, uv.ours, uv.theirs) == ("utp", "agree*", 4, 5)
     assert (vu.status, vu.ours, vu.theirs) == ("agree*", 5, 7)
@@ -543,14 +569,14 @@ def test_verify_sets_aside_proven_tshark_utp_errors_and_names_them(utp_capture):
 
 def test_set_asides_still_catch_btshark_counting_a_retransmission_twice(utp_capture):
     doubled = UTP_OURS + [rec(*VU[1:], "have", 11, index=9), rec(*VU[1:], "keepalive", 11)]
-    vu = verify(utp_capture, utp_records(doubled))[1]
+    vu = verify(utp_capture, utp_records(doubled)).reports[1]
     assert vu.status == "DIFFER" and (vu.ours, vu.theirs) == (7, 7)
     assert vu.first_difference.startswith("#6: ours have(index=9) @frame 11 | wireshark <none")
 
 
 def test_close_reason_packet_is_set_aside_only_when_its_bytes_match_btshark(utp_capture):
     wrong = [dict(r, index=6) if r["frame"] == 12 else r for r in UTP_OURS]
-    uv = verify(utp_capture, utp_records(wrong))[0]
+    uv = verify(utp_capture, utp_records(wrong)).reports[0]
     assert uv.status == "DIFFER"
     assert "close-reason" in uv.reason and "frame 12" in uv.reason
     assert len(uv.tshark_errors) == 1  # the retransmission, still proven
