@@ -78,7 +78,7 @@ def test_what_btshark_reads_of_a_capture_tshark_cannot_is_said(tmp_path):
     pcap = hostile.write_pcap(tmp_path / "big-first.pcap", conn.frames)
     line = one_line_error(verify(pcap))
     assert line.startswith(f"btshark: error: tshark cannot read {pcap}: appears to be damaged or corrupt (pcap: File has ")
-    assert line.endswith("; btshark read 1 frame of it and decoded 30001 messages")
+    assert "; btshark read 1 frame of it and decoded 30001 messages" in line
 
 
 @pytest.mark.parametrize("name", ["cut_mid_record", "gzip_cut_short", "gzip_trailing_garbage"])

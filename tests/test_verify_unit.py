@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import SHARED_CAPTURES
 from inspector.cli import cli
 from inspector.verify import (
     NOTHING_TO_COMPARE,
@@ -33,7 +34,7 @@ from inspector.verify import (
 A = "10.0.0.1:40000"
 B = "10.0.0.2:51413"
 AB, BA = ("tcp", A, B), ("tcp", B, A)
-ARIA2 = Path("/work/shared/captures/aria2-to-libtorrent.pcap")
+ARIA2 = SHARED_CAPTURES / "aria2-to-libtorrent.pcap"
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
