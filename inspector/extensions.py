@@ -407,14 +407,22 @@ def decode_body(name: str | None, payload: bytes) -> tuple[object, int, tuple[st
     return decode(name, payload)[:3]
 
 
-def extension_names(handshake: object) -> dict[int, str]:
-    """The ``m`` dictionary of a decoded (JSON-safe) extension handshake, id -> name.
+def extension_names(handshake: object, previous: dict[int, str] | None = None) -> dict[int, str]:
+    """The ``m`` dictionary of a decoded (JSON-safe) extension handshake, id -> name,
+    applied to the ids a previous handshake of the same peer announced.
 
-    Id 0 in ``m`` means the sender disables that extension, so it is left out.
+    BEP 10: "the m dictionary is additive": a later handshake names only what
+    changes, and id 0 disables an extension, so it is removed.
     """
-    if not isinstance(handshake, dict):
-        return {}
-    m = handshake.get("m")
+    names = dict(previous or {})
+    m = handshake.get("m") if isinstance(handshake, dict) else None
     if not isinstance(m, dict):
-        return {}
-    return {v: k for k, v in m.items() if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 256}
+        return names
+    for name, ext_id in m.items():
+        if not isinstance(ext_id, int) or isinstance(ext_id, bool):
+            continue
+        for old in [i for i, n in names.items() if n == name]:
+            del names[old]
+        if 0 < ext_id < 256:
+            names[ext_id] = name
+    return names

@@ -179,7 +179,8 @@ class Session:
                 me.extension = {k: event.data[k] for k in EXT_FACTS if k in event.data}
                 if self.parsers:
                     # What this side names in its m dictionary is what the other sends it.
-                    self.parsers[1 - side].ext_names = extension_names(event.data)
+                    receiver = self.parsers[1 - side]
+                    receiver.ext_names = extension_names(event.data, receiver.ext_names)
 
     def _handshake(self, side: int, hs: ev.Handshake, frame: int) -> None:
         me, other = self.sides[side], self.sides[1 - side]

@@ -202,8 +202,6 @@ def test_a_message_sent_with_the_senders_own_id_is_named_by_the_receivers(tmp_pa
     assert got == [(1, "upload_only"), (3, None)]
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test: a later extension handshake replaces the receiver's "
-                   "whole m instead of changing only what it names (BEP 10: 'the m dictionary is additive')")
 def test_a_later_extension_handshake_changes_only_what_it_names(tmp_path):
     """BEP 10: "Subsequent handshake messages can be used to enable/disable extensions ... the m
     dictionary is additive. It's enough that it contains the actual CHANGES to the extension list"."""
