@@ -49,6 +49,7 @@ class PeerWireParser:
         # parser of a decode; ``_held`` is this one's share (the message being read).
         self.partial = partial
         self._held = 0
+        self._lost = 0  # bytes of the message being read that a hole took (bitfield, extended)
         self.ext_names: dict[int, str] = {}
         self.torrent = torrent or Torrent()
         self.expected: dict[tuple[int, int, int], None] = {}  # blocks the other side asked this one for
@@ -197,7 +198,10 @@ class PeerWireParser:
             remaining, what = self._remaining()
             if missing <= remaining:
                 out.append(ev.Finding("hole", f"{missing} bytes not captured inside {what}; framing kept"))
-                self._skip_rest(remaining - missing, missing, out)
+                if self._readable_past():
+                    self._read_past(missing, out)
+                else:
+                    self._skip_rest(remaining - missing, missing, out)
                 return out
             self._skip_rest(0, remaining, out)
             missing -= remaining
@@ -312,7 +316,47 @@ class PeerWireParser:
         if self._held:
             self._release()
         body, self._head = self._head + bytes(chunk), b""
-        self._message(body, out)
+        if self._lost:
+            self._partial(body, out)
+        else:
+            self._message(body, out)
+
+    def _readable_past(self) -> bool:
+        """Whether a hole here falls inside a bitfield or an extended body whose id (and
+        extension id) were captured; if its head was still being read, the rest is now its body."""
+        if self._step == self._read_head:
+            head = self._buf
+            if not head or head[0] not in _READ_ON or (head[0] == MessageId.EXTENDED and len(head) < 2):
+                return False
+            need = self._length - len(head)
+            if self.partial is not None:
+                if not self.partial.take(need):
+                    return False
+                self._held = need
+            self._head = bytes(head)
+            head.clear()
+            self._need, self._step = need, self._read_body
+        return self._step == self._read_body and self._head[0] in _READ_ON
+
+    def _read_past(self, missing: int, out: list) -> None:
+        """A hole inside a bitfield or an extended body: read on to the message's end, so it
+        is reported at its last byte, with what was captured of it and ``missing`` the hole's bytes."""
+        self._lost += missing
+        self._need -= missing
+        if len(self._buf) == self._need:  # the hole reached the message's end
+            chunk = bytes(self._buf)
+            self._buf.clear()
+            self._read_body(chunk, out)
+
+    def _partial(self, body: bytes, out: list) -> None:
+        """A bitfield (its captured bytes) or an extended message (no data) that lost ``_lost`` bytes."""
+        lost, self._lost = self._lost, 0
+        if body[0] == MessageId.BITFIELD:
+            out.append(ev.Bitfield(body[1:], missing=lost))
+        elif len(body) >= 2:
+            ext_id = body[1]
+            name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
+            out.append(ev.Extended(ext_id, name, None, 0, self._length, missing=lost))
 
     def _finish_piece(self, out: list) -> None:
         if self._piece is not None:
@@ -382,7 +426,7 @@ class PeerWireParser:
         if step == self._read_head:
             return self._length - have, self._what(self._buf[:1])
         if step == self._read_body:
-            return self._length - len(self._head) - have, self._what(self._head[:1])
+            return self._length - len(self._head) - self._lost - have, self._what(self._head[:1])
         done = {self._read_protocol_name: 1, self._read_reserved: 20, self._read_info_hash: 28,
                 self._read_peer_id: 48}[step]
         return HANDSHAKE_LEN - done - have, "the handshake"
@@ -403,7 +447,7 @@ class PeerWireParser:
         if step == self._read_head:
             return 4 + have
         if step == self._read_body:
-            return 4 + len(self._head) + have
+            return 4 + len(self._head) + self._lost + have
         done = {self._read_protocol_length: 0, self._read_protocol_name: 1, self._read_reserved: 20,
                 self._read_info_hash: 28, self._read_peer_id: 48}[step]
         return done + have
@@ -441,6 +485,7 @@ class PeerWireParser:
                 out.append(ev.Bitfield(head[1:], missing=length - len(head)))
         self._buf.clear()
         self._head = b""
+        self._lost = 0
         self._piece = None
         self._skip = rest
         if self._held:
@@ -453,6 +498,7 @@ class PeerWireParser:
             self._release()
         self._buf.clear()
         self._head = b""
+        self._lost = 0
         self._skip = 0
         self._piece = None
         self._need, self._step = 4, self._read_length
@@ -518,6 +564,7 @@ class PeerWireParser:
         self._hunt = None
 
 
+_READ_ON = frozenset((MessageId.BITFIELD, MessageId.EXTENDED))  # messages read on past a hole inside
 _KEEPALIVE = ev.KeepAlive()  # events are frozen: one serves every keep-alive (a stream of zeros is millions)
 
 

@@ -265,9 +265,6 @@ def test_partial_messages_carry_missing(partial):
     assert all(set(f) == FINDING_KEYS for f in session["findings"])
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test: after a hole inside a bitfield or an extended message "
-                   "the parser counts every byte after the hole as missing (the captured ones too), where README "
-                   "says missing counts bytes not captured and pieces counts the captured bytes")
 def test_partial_bitfield_and_extended_count_only_the_bytes_lost(partial):
     got = partial_records(partial[0])
     # 5 + 2000 bytes on the wire; bytes 500-999 lost, all of them bitfield bytes (0xff each).
@@ -276,9 +273,6 @@ def test_partial_bitfield_and_extended_count_only_the_bytes_lost(partial):
     assert got["extended"]["missing"] == 600
 
 
-@pytest.mark.xfail(strict=True, reason="found by this test: a bitfield or extended message with a hole inside "
-                   "carries the frame that revealed the hole, not the frame that carried its last byte (a piece "
-                   "does, as README says)")
 def test_partial_bitfield_and_extended_carry_the_frame_of_their_last_byte(partial):
     capture, last = partial
     got = partial_records(capture)

@@ -535,9 +535,15 @@ def test_gap_inside_a_known_message_keeps_the_framing():
     body = wb.bencode({b"m": {b"ut_pex": 1}, b"v": b"x" * 200})
     data = wb.extended(0, body)
     events, parser = run3(data[:40], GAP(100), data[140:] + wb.have(2), handshake=False)
-    assert messages(events) == [ev.Extended(0, "handshake", None, 0, len(body) + 2, missing=len(body) + 2 - 36),
-                                ev.Have(2)]
+    # missing counts the hole's bytes only: the body's bytes after it were captured.
+    assert messages(events) == [ev.Extended(0, "handshake", None, 0, len(body) + 2, missing=100), ev.Have(2)]
     assert not parser.hunting
+
+
+def test_a_bitfield_with_a_hole_inside_counts_the_bytes_on_both_sides():
+    data = wb.bitfield(b"\xff" * 4 + b"\x0f" * 4 + b"\x01" * 4)
+    events, _ = run3(data[:9], GAP(4), data[13:] + wb.have(2), handshake=False)
+    assert messages(events) == [ev.Bitfield(b"\xff" * 4 + b"\x01" * 4, missing=4), ev.Have(2)]
 
 
 def test_gap_mid_bitfield_reports_what_was_captured():
