@@ -19,6 +19,7 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 with atheris.instrument_imports():
+    import inspector.locate  # noqa: F401  (imported lazily by CaptureDecode: instrumented only if imported here)
     from inspector.capfile import CaptureError
     from inspector.output import jsonl_line, text_line, write_sessions
     from inspector.pipeline import CaptureDecode
