@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from . import events as ev
 from .capfile import CaptureFile
 from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
-from .frames import ETH_IP4_TCP_HOT, FRAGMENT, decode, format_addr
+from .frames import ACK_NO, ETH_IP4_TCP_HOT, FLAGS, FRAGMENT, MISSING, PAYLOAD, SEQ_NO, decode, format_addr
 from .ipfrag import Reassembler
 from .limits import DEFAULT, Budget, Limits
 from .session import PeerRegistry, Session
@@ -39,6 +39,7 @@ SWEEP_EVERY = 4096  # frames between eviction sweeps
 IDLE_TIMEOUT = 600.0  # capture seconds without a packet before a flow is closed
 CLOSED_LINGER = 30.0  # keep closed flows this long to absorb late retransmissions
 EVICT_SHARE = 8  # a full flow table evicts its least recently active eighth
+SLICE = 1 << 16  # a larger TCP payload is decoded (and its records handed out) a slice at a time
 _CONTROL = SYN | FIN | RST
 _PORTS = struct.Struct(">HH")
 
@@ -159,6 +160,22 @@ class Decoder:
                 self._packet(number, ts, whole)
             return
         self._packet(number, ts, pkt)
+
+    def big_frame(self, number: int, ts: float, linktype: int, data: bytes) -> Iterator[None]:
+        """``frame`` for a frame larger than ``SLICE``, pausing (yielding) after each ``SLICE``
+        of a TCP payload so the caller can hand out the records so far: an offloaded
+        frame of 16 MiB of zeros is four million keep-alives, streamed, never held."""
+        pkt = decode(linktype, data)
+        if pkt is None or pkt[0] != 6 or pkt[FLAGS] & _CONTROL or len(pkt[PAYLOAD]) <= SLICE:
+            self.frame(number, ts, linktype, data)
+            return
+        payload, cut, seq = pkt[PAYLOAD], pkt[MISSING], pkt[SEQ_NO]
+        for start in range(0, len(payload), SLICE):
+            part = payload[start : start + SLICE]
+            last = start + SLICE >= len(payload)
+            self._packet(number, ts, (*pkt[:SEQ_NO], (seq + start) & 0xFFFFFFFF, *pkt[ACK_NO:PAYLOAD], part,
+                                      cut if last else 0))
+            yield
 
     def _packet(self, number: int, ts: float, pkt: tuple) -> None:
         """A TCP segment or UDP datagram, as captured or put together from IP fragments."""
@@ -696,7 +713,12 @@ class CaptureDecode:
                 if not (linktype == 1 and hot_frame(number, buf, start, end, ts)):
                     if self.first_ts is None:
                         self.first_ts = ts
-                    frame(number, ts, linktype, buf[start:end])
+                    if end - start > SLICE:
+                        for _ in decoder.big_frame(number, ts, linktype, buf[start:end]):
+                            yield from out
+                            out.clear()
+                    else:
+                        frame(number, ts, linktype, buf[start:end])
                 if out:
                     yield from out
                     out.clear()
