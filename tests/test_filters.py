@@ -72,3 +72,43 @@ def test_every_small_expression_compiles_or_fails_cleanly():
             except FilterError:
                 continue
             keep("piece", 2)
+
+
+@pytest.mark.parametrize("expression,says", [
+    ("type ==", "ends too early"),
+    ("type in have", "expected '{' after 'in'"),
+    ("session == two", "session ids are numbers, not 'two'"),
+    ("type == hve", "unknown message type 'hve'"),
+    ("(have", "ends too early"),
+    ("(have x", "missing ')'"),
+    ("size == 3", "unknown field or message type 'size'"),
+    ("type has have", "expected ==, != or in after 'type', got 'has'"),
+    ("type < have", "at column 5"),
+])
+def test_each_error_says_what_is_wrong(expression, says):
+    with pytest.raises(FilterError) as info:
+        compile_filter(expression)
+    assert says in str(info.value)
+
+
+def test_session_ids_of_up_to_18_digits_are_numbers():
+    """18 digits always fit a 64-bit id; more are refused (as the message says) before int()."""
+    keep = compile_filter(f"session == {'9' * 18}")
+    assert keep("have", int("9" * 18)) and not keep("have", 1)
+    with pytest.raises(FilterError, match=r"session id 9{19}… is too large"):
+        compile_filter(f"session == {'9' * 19}")
+    with pytest.raises(FilterError, match=r"session id 9{20}… is too large"):
+        compile_filter(f"session == {'9' * 40}")
+
+
+def test_negations_pass_the_session_through():
+    keep = compile_filter("!(session == 2) && !!(session in {2 3} || type == port)")
+    assert [s for s in range(1, 5) if keep("have", s)] == [3]
+    assert keep("port", 4) and not keep("port", 2)
+
+
+def test_an_over_deep_filter_is_quoted_by_its_first_40_characters():
+    text = "(" * (MAX_DEPTH + 1) + "have" + ")" * (MAX_DEPTH + 1)
+    with pytest.raises(FilterError) as info:
+        compile_filter(text)
+    assert repr(text[:40]) in str(info.value) and repr(text[:41]) not in str(info.value)
