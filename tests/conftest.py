@@ -99,16 +99,19 @@ def shared_captures() -> Path:
 # ---------------------------------------------------------------- running btshark
 
 
+@functools.cache
 def btshark_command() -> list[str]:
     """This checkout's ``btshark``, never a PATH lookup (another install first on PATH would
-    test other code): the entry point beside the Python running the tests when that Python
-    imports this checkout's ``inspector`` (a venv installed from it), else ``python -m
+    test other code): the entry point beside the Python running the tests when that entry
+    point imports this checkout's ``inspector`` (a venv installed from it; asked of a child
+    started as the entry point starts: no current directory on its path), else ``python -m
     inspector`` with this checkout first on the import path."""
-    import inspector
-
     beside = Path(sys.executable).parent / "btshark"
-    if beside.exists() and Path(inspector.__file__).resolve().parent.parent == REPO:
-        return [str(beside)]
+    if beside.exists():
+        probe = subprocess.run([sys.executable, "-c", "import inspector; print(inspector.__file__)"],
+                               capture_output=True, text=True, cwd="/", timeout=60)
+        if probe.returncode == 0 and Path(probe.stdout.strip()).resolve().parent.parent == REPO:
+            return [str(beside)]
     return ["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "inspector"]
 
 
