@@ -21,6 +21,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
+    PadN,
 )
 from scapy.layers.ipsec import AH
 from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether, Loopback
@@ -29,7 +30,7 @@ from conftest import SHARED_CAPTURES, SHARED_MISSING
 from inspector import frames
 from inspector.capfile import CaptureFile
 from inspector.frames import (
-    ACK, ACK_NO, DPORT, FLAGS, FRAGMENT, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SYN, decode, format_addr,
+    ACK, ACK_NO, DPORT, FLAGS, FRAGMENT, MISSING, PAYLOAD, PSH, SEQ_NO, SPORT, SRC, SYN, decode, format_addr,
 )
 
 SAMPLE = SHARED_CAPTURES / "aria2-to-libtorrent.pcap"
@@ -387,3 +388,35 @@ def test_sample_capture_matches_tshark():
     assert len(ours) == len(theirs) == 1102
     assert ours == theirs
     assert sum(int(t[1]) for t in theirs if t[1]) > 1_000_000  # the 1 MiB transfer is in there
+
+
+# ---------------------------------------------------------------- mutation survivors (issue 12)
+
+
+def test_ipv4_with_options_on_ethernet_is_not_taken_by_the_fast_path():
+    """IHL 6: the TCP header starts 4 bytes later than the fast path's fixed layout."""
+    got = both(1, bytes(eth() / IP(src=A4, dst=B4, options=b"\x01\x01\x01\x00") / tcp()))
+    assert got == expected_tcp4()
+
+
+def test_ipv6_authentication_header_counts_in_four_byte_words():
+    """RFC 4302: AH's length is in 4-byte words minus 2 (other extension headers: 8-byte words minus 1)."""
+    pkt = eth() / IPv6(src=A6, dst=B6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * 10)]) \
+        / AH(spi=1, icv=b"\x00" * 12) / IPv6ExtHdrDestOpt() / tcp()
+    got = both(1, bytes(pkt))
+    assert (got[SRC], got[SPORT], got[DPORT], got[PAYLOAD]) == (ip6(A6), 51413, 6881, DATA)
+
+
+def test_ipv6_payload_length_zero_takes_the_frame_length():
+    """An offloaded (or jumbogram) IPv6 segment says 0: the payload runs to the frame's end."""
+    frame = bytearray(bytes(eth() / IPv6(src=A6, dst=B6) / tcp()))
+    frame[18:20] = b"\x00\x00"
+    got = both(1, bytes(frame))
+    assert got[PAYLOAD] == DATA and got[MISSING] == 0
+
+
+@pytest.mark.parametrize("first", [0x55, 0x65, 0x44])
+def test_ipv4_with_another_version_or_a_short_header_is_refused(first):
+    frame = bytearray(bytes(eth() / tcp4()))
+    frame[14] = first
+    assert both(1, bytes(frame)) is None
