@@ -112,3 +112,26 @@ def test_an_over_deep_filter_is_quoted_by_its_first_40_characters():
     with pytest.raises(FilterError) as info:
         compile_filter(text)
     assert repr(text[:40]) in str(info.value) and repr(text[:41]) not in str(info.value)
+
+
+def test_type_not_equal():
+    keep = compile_filter("type != have")
+    assert not keep("have", 1) and keep("piece", 1)
+
+
+def test_blanks_around_a_filter_are_ignored_and_columns_count_from_one():
+    keep = compile_filter("  have   ")
+    assert keep("have", 1) and not keep("piece", 1)
+    with pytest.raises(FilterError, match=r"at column 1\b"):
+        compile_filter("<")
+    with pytest.raises(FilterError, match=r"^empty filter$"):
+        compile_filter("   ")
+
+
+def test_parentheses_depth_is_counted_back_down_after_each_group():
+    """Many groups in a row, or deep nesting after a group, are within the limit."""
+    assert compile_filter(" || ".join(["(have)"] * (MAX_DEPTH + 5)))("have", 1)
+    deep = "(" * MAX_DEPTH + "have" + ")" * MAX_DEPTH
+    assert compile_filter(f"(piece) || {deep}")("have", 1)
+    with pytest.raises(FilterError, match="deeper than"):
+        compile_filter(f"(piece) || ({deep})")
