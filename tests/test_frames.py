@@ -420,3 +420,29 @@ def test_ipv4_with_another_version_or_a_short_header_is_refused(first):
     frame = bytearray(bytes(eth() / tcp4()))
     frame[14] = first
     assert both(1, bytes(frame)) is None
+
+
+def test_a_loopback_frame_of_another_address_family_is_not_ip():
+    """Address family 17 (AF_PACKET-ish, not AF_INET or any AF_INET6): not decoded, even
+    if the bytes after it would read as IPv6."""
+    body = bytes(IPv6(src=A6, dst=B6) / tcp())
+    assert both(0, struct.pack("<I", 17) + body) is None
+    assert both(0, struct.pack("<I", 10) + body)[PAYLOAD] == DATA
+
+
+def test_tcp_reserved_bits_do_not_change_the_header_length():
+    """The data offset is the top 4 bits of byte 12; the 3 reserved bits and NS below it are not part of it."""
+    frame = bytearray(bytes(eth() / tcp4()))
+    frame[14 + 20 + 12] |= 0x0E  # reserved bits set
+    got = both(1, bytes(frame))
+    assert got[PAYLOAD] == DATA
+
+
+def test_an_empty_udp_datagram_is_decoded_with_an_empty_payload():
+    got = both(1, bytes(eth() / IP(src=A4, dst=B4) / UDP(sport=6881, dport=6882)))
+    assert got == (17, ip4(A4), ip4(B4), 6881, 6882, 0, 0, 0, b"", 0)
+
+
+def test_a_udp_length_of_eight_inside_a_longer_packet_ends_the_payload():
+    frame = bytes(eth() / IP(src=A4, dst=B4) / UDP(sport=6881, dport=6882, len=8) / b"trailer")
+    assert both(1, frame)[PAYLOAD] == b""
