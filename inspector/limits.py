@@ -34,7 +34,7 @@ class Limits:
 
     def option(self, field: str) -> str:
         """How a user sets ``field``: its option and current value, for a finding."""
-        return f"--max-{field.replace('_', '-')} {self.__getattribute__(field)}"
+        return f"--max-{field.replace('_', '-')} {getattr(self, field)}"
 
 
 DEFAULT = Limits()

@@ -153,8 +153,11 @@ class Decoder:
     def frame(self, number: int, ts: float, linktype: int, data: bytes) -> None:
         """Any frame, in capture order."""
         pkt = decode(linktype, data)
-        if pkt is None:
-            return
+        if pkt is not None:
+            self._decoded(number, ts, pkt)
+
+    def _decoded(self, number: int, ts: float, pkt: tuple) -> None:
+        """A frame's segment, datagram or IP fragment, as ``decode`` returned it."""
         if pkt[0] == FRAGMENT:  # datagrams it completes (or pushes out) count as this frame
             for whole in self.fragments.add(pkt, ts):
                 self._packet(number, ts, whole)
@@ -166,10 +169,12 @@ class Decoder:
         of a TCP payload so the caller can hand out the records so far: an offloaded
         frame of 16 MiB of zeros is four million keep-alives, streamed, never held."""
         pkt = decode(linktype, data)
-        if pkt is None or pkt[0] != 6 or pkt[FLAGS] & _CONTROL or len(pkt[PAYLOAD]) <= SLICE:
-            self.frame(number, ts, linktype, data)
+        if pkt is None:
             return
-        payload, cut, seq = pkt[PAYLOAD], pkt[MISSING], pkt[SEQ_NO]
+        if pkt[0] != 6 or pkt[FLAGS] & _CONTROL or len(pkt[PAYLOAD]) <= SLICE:
+            self._decoded(number, ts, pkt)
+            return
+        payload, cut, seq = memoryview(pkt[PAYLOAD]), pkt[MISSING], pkt[SEQ_NO]  # slices, not copies
         for start in range(0, len(payload), SLICE):
             part = payload[start : start + SLICE]
             last = start + SLICE >= len(payload)
