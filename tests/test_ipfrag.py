@@ -171,6 +171,20 @@ def test_snap_length_cut_fragments_complete_with_the_cut_bytes_missing():
     assert datagram[PAYLOAD] == BODY[:292] and datagram[MISSING] == len(BODY) - 292
 
 
+def test_a_fragment_cut_right_after_its_ip_header_still_counts_its_bytes_as_missing():
+    """A snap length that ends exactly at the IP header leaves an empty fragment; it still
+    says where its bytes belong, so the datagram completes with them missing."""
+    parts = fragment(udp4(), fragsize=1000)
+    frames = [bytes(Ether() / p) for p in parts]
+    frames[-1] = frames[-1][:14 + 20]
+    got = [decode(1, f) for f in frames]
+    assert got[-1][0] == FRAGMENT and got[-1][-2] == b""
+    r = Reassembler()
+    [datagram] = feed(r, got)[-1]
+    cut = len(bytes(parts[-1][IP].payload))
+    assert datagram[MISSING] == cut and datagram[PAYLOAD] == BODY[:len(BODY) - cut]
+
+
 def test_timeout_in_capture_time_hands_out_on_the_next_fragment():
     old = reported(fragment(udp4(ident=1), fragsize=1000))
     new = reported(fragment(udp4(ident=2), fragsize=1000))
