@@ -84,6 +84,8 @@ def test_every_small_expression_compiles_or_fails_cleanly():
     ("size == 3", "unknown field or message type 'size'"),
     ("type has have", "expected ==, != or in after 'type', got 'has'"),
     ("type < have", "at column 5"),
+    ("have )", "unexpected ')' in filter 'have )'"),
+    ("size == 3", "types: handshake, keepalive, choke, unchoke,"),
 ])
 def test_each_error_says_what_is_wrong(expression, says):
     with pytest.raises(FilterError) as info:
