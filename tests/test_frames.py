@@ -158,7 +158,9 @@ def test_ipv6_extension_headers():
         / IPv6ExtHdrHopByHop()
         / IPv6ExtHdrDestOpt()
         / IPv6ExtHdrRouting(addresses=["2001:db8::99"])
-        / AH(spi=1, icv=b"\x00" * 12)
+        # scapy leaves AH's next header and length 0, which with a zero ICV reads as a run of
+        # 8-byte hop-by-hop headers: set both, and an ICV no header could be read from.
+        / AH(nh=60, payloadlen=4, spi=1, seq=7, icv=b"\xa5" * 12)
         / IPv6ExtHdrDestOpt()
         / tcp()
     )

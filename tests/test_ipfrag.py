@@ -185,6 +185,22 @@ def test_a_fragment_cut_right_after_its_ip_header_still_counts_its_bytes_as_miss
     assert datagram[MISSING] == cut and datagram[PAYLOAD] == BODY[:len(BODY) - cut]
 
 
+def test_an_empty_last_fragment_ends_the_datagram():
+    """A fragment of no bytes (total length = header length) still carries the offset and
+    the last-fragment flag: the datagram is whole when it arrives."""
+    parts = fragment(udp4(), fragsize=1000)
+    end = sum(len(bytes(p[IP].payload)) for p in parts)
+    parts[-1][IP].flags = "MF"
+    closing = IP(src=A4, dst=B4, id=77, proto=17, frag=end // 8)
+    got = [decode(101, bytes(p)) for p in [*parts, closing]]
+    assert got[-1][0] == FRAGMENT and got[-1][-2] == b""
+    r = Reassembler()
+    done = feed(r, got)
+    assert done[:-1] == [[]] * len(parts)
+    [datagram] = done[-1]
+    assert datagram == whole(udp4())
+
+
 def test_timeout_in_capture_time_hands_out_on_the_next_fragment():
     old = reported(fragment(udp4(ident=1), fragsize=1000))
     new = reported(fragment(udp4(ident=2), fragsize=1000))
