@@ -401,6 +401,16 @@ def test_ipv4_with_options_on_ethernet_is_not_taken_by_the_fast_path():
     assert got == expected_tcp4()
 
 
+def test_ipv4_options_are_refused_by_the_fast_path_even_when_shifted_bytes_look_like_tcp():
+    """Read 4 bytes early, the TCP header's ack (0x50180001) is where the fast path's fixed
+    layout looks for the data offset: 5 words, plausible. Only the IHL check keeps it out."""
+    pkt = IP(src=A4, dst=B4, options=b"\x01\x01\x01\x00") / TCP(sport=51413, dport=6881, ack=0x50180001) / b"data"
+    frame = bytes(eth() / pkt)
+    assert frames.eth_ipv4_tcp(frame, 0, len(frame)) is None
+    got = both(1, frame)
+    assert (got[SPORT], got[DPORT], got[ACK_NO], got[PAYLOAD]) == (51413, 6881, 0x50180001, b"data")
+
+
 def test_ipv6_authentication_header_counts_in_four_byte_words():
     """RFC 4302: AH's length is in 4-byte words minus 2 (other extension headers: 8-byte words minus 1)."""
     pkt = eth() / IPv6(src=A6, dst=B6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * 10)]) \
