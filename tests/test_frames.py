@@ -411,6 +411,21 @@ def test_ipv4_options_are_refused_by_the_fast_path_even_when_shifted_bytes_look_
     assert (got[SPORT], got[DPORT], got[ACK_NO], got[PAYLOAD]) == (51413, 6881, 0x50180001, b"data")
 
 
+@pytest.mark.parametrize("linktype", [0, 2, 105, 147])
+def test_ethernet_bytes_under_another_link_type_are_not_decoded(linktype):
+    """Only link type 1 is Ethernet: the fast path must not take an Ethernet-looking frame of
+    another link type (0 is loopback, whose 4-byte family 0x0000ffff is no address family)."""
+    assert decode(linktype, bytes(eth() / tcp4())) is None
+
+
+def test_the_fast_path_reads_the_ethertype_at_the_frame_start():
+    """An unknown ethertype (0x1208) whose next bytes, one further on, read as 0x0800 and an
+    IPv4 header: nothing to decode, on either path."""
+    inner = bytes(IP(src=A4, dst=B4) / tcp())
+    frame = b"\x02" * 12 + b"\x12\x08\x00" + inner
+    assert both(1, frame) is None
+
+
 def test_ipv6_authentication_header_counts_in_four_byte_words():
     """RFC 4302: AH's length is in 4-byte words minus 2 (other extension headers: 8-byte words minus 1)."""
     pkt = eth() / IPv6(src=A6, dst=B6) / IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\x00" * 10)]) \
