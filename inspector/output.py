@@ -63,7 +63,8 @@ def ranges(numbers: list[int]) -> str:
 
 
 def printable_id(peer_id: bytes) -> str:
-    """A peer id's bytes as Latin-1 text, escaped: ``-TR3000-`` and then ``\xff`` for a raw byte."""
+    """A peer id's bytes as Latin-1 text, one character a byte, escaped: ``-TR3000-``, ``ÿ``
+    for 0xff, ``\x00`` for a byte that is not printable."""
     return safe_text(peer_id.decode("latin-1"))
 
 

@@ -278,3 +278,95 @@ def test_partial_bitfield_and_extended_carry_the_frame_of_their_last_byte(partia
     got = partial_records(capture)
     assert {kind: got[kind]["frame"] for kind in ("bitfield", "extended")} == \
         {kind: last[kind] for kind in ("bitfield", "extended")}
+
+
+# ---------------------------------------------------------------- text lines (DESIGN.md's text format)
+
+# What follows "src → dst  " on each message's line, written by hand in MESSAGES' order.
+_HS = f"handshake info_hash={INFO_HASH.hex()}"
+TEXT: list[str] = [
+    f"{_HS} peer_id=-LT2110-aaaaaaaaaaaa (libtorrent (rasterbar) 2.1.1) "
+    "reserved=[extension_protocol,v2_upgrade,fast,dht]",
+    f"{_HS} peer_id=-TR3000-bbbbbbbbbbbb (Transmission 3.00) reserved=[extension_protocol,fast]",
+    'extended handshake {"m":{"ut_metadata":3,"ut_pex":1},"p":6881,"v":"x/1","yourip":"10.0.0.2"}',  # bencode's order
+    'extended handshake {"m":{"ut_metadata":7,"ut_pex":5},"metadata_size":13}',
+    "bitfield pieces=9",
+    "have_none",
+    "have_all",
+    "allowed_fast index=8",
+    "suggest index=6",
+    "interested",
+    "unchoke",
+    "request index=3 begin=16384 length=100",
+    "piece index=3 begin=16384 length=100",
+    "cancel index=4 begin=32768 length=16384",
+    "reject index=4 begin=32768 length=16384",
+    "have index=2",
+    "port port=6882",
+    'extended ut_metadata {"msg_type":0,"piece":0}',
+    'extended ut_metadata {"msg_type":1,"piece":0,"total_size":13} +13 bytes',
+    'extended ut_pex {"added":["10.1.2.3:6881","10.1.2.4:51413"],"dropped":[]}',
+    f"hash_request pieces_root={ROOT.hex()} base_layer=0 index=4 length=8 proof_layers=2",
+    f"hashes pieces_root={ROOT.hex()} base_layer=0 index=4 length=2 proof_layers=0 hashes=2",
+    f"hash_reject pieces_root={ROOT.hex()} base_layer=1 index=16 length=512 proof_layers=3",
+    "unknown id=99 size=4",
+    "keepalive",
+    "not_interested",
+    "choke",
+]
+
+
+def test_every_type_has_its_text_line(every_type):
+    lines = btshark_ok("read", every_type).stdout.splitlines()
+    assert len(TEXT) == len(MESSAGES) == len(lines)
+    for n, (line, what) in enumerate(zip(lines, TEXT)):
+        side = MESSAGES[n][0]
+        src, dst = (A_ADDR, B_ADDR) if side == 0 else (B_ADDR, A_ADDR)
+        frame = FIRST_MESSAGE_FRAME + n
+        # frame right-aligned in 7, seconds since the capture's first frame (the SYN, frame 1)
+        # in 11.6, the session id left-aligned in 3 after '#'.
+        head, seconds, rest = line[:7], line[7:19], line[19:]
+        assert head == f"{frame:>7}" and rest == f" #1   {src} → {dst}  {what}"
+        assert seconds[0] == " " and len(seconds.split(".")[1]) == 6
+        assert float(seconds) == pytest.approx(frame_time(frame) - frame_time(1), abs=1e-5)
+
+
+def test_partial_messages_say_what_was_not_captured_in_text(partial):
+    capture, _ = partial
+    lines = [line for line in btshark_ok("read", capture).stdout.splitlines() if f"{B_ADDR} → " in line]
+    what = [line.split(f"{A_ADDR}  ", 1)[1] for line in lines if "handshake info_hash" not in line and "  !! " not in line]
+    assert what == [
+        "bitfield pieces=12000 (500 of its 2001 bytes not captured)",
+        "piece index=5 begin=0 length=3072 (1024 bytes not captured)",
+        f"extended handshake (600 of its {2 + len(EXT_BODY)} bytes not captured)",
+    ]
+    findings = [line for line in btshark_ok("read", capture).stdout.splitlines() if "!!" in line]
+    assert len(findings) == 3 and all("  !! hole [warning]: " in line for line in findings)
+
+
+def test_text_details_of_what_the_sample_messages_lack():
+    """Cases no capture above holds: no reserved bit, a peer id no table knows (raw bytes
+    escaped), an extended id nobody announced, a body of more than 200 characters."""
+    from inspector import events as ev
+    from inspector.output import _detail
+
+    odd = ev.Handshake(reserved=bytes(8), info_hash=bytes(20), peer_id=b"\xff\x00" * 10)
+    raw = "ÿ\\x00" * 10  # one Latin-1 character a byte: 0xff is printable, 0x00 is not
+    assert _detail(odd) == f"info_hash={'00' * 20} peer_id={raw} (unknown client) reserved=[none]"
+    assert _detail(ev.Extended(ext_id=9, ext_name=None, data={"a": 1}, trailing=0, size=8)) == 'id 9 {"a":1}'
+    assert _detail(ev.Extended(ext_id=9, ext_name=None, data=None, trailing=0, size=90, missing=30)) == \
+        "id 9 (30 of its 90 bytes not captured)"
+    fits = {"v": "x" * 192}  # {"v":"…"} is 8 characters: 200 in all
+    assert _detail(ev.Extended(ext_id=1, ext_name="lt_x", data=fits, trailing=0, size=0)) == \
+        'lt_x {"v":"' + "x" * 192 + '"}'
+    over = {"v": "x" * 193}
+    assert _detail(ev.Extended(ext_id=1, ext_name="lt_x", data=over, trailing=2, size=0)) == \
+        'lt_x {"v":"' + "x" * 193 + '"…' + " +2 bytes"  # 200 characters kept: the closing brace is cut
+
+
+@pytest.mark.parametrize("numbers, text", [
+    ([], ""), ([5], "5"), ([1, 2, 3, 7], "1-3, 7"), ([0, 2, 3, 4, 9, 10], "0, 2-4, 9-10"), ([4, 5], "4-5"),
+])
+def test_piece_lists_are_written_as_runs(numbers, text):
+    from inspector.output import ranges
+    assert ranges(numbers) == text
