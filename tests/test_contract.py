@@ -17,7 +17,7 @@ import pytest
 
 import hostile
 import wirebuild as wb
-from conftest import btshark_ok, read_jsonl, read_sessions
+from conftest import CAPTURES, btshark_ok, read_jsonl, read_sessions
 
 BASE = {"session", "transport", "src", "dst", "ts", "frame", "type", "id", "size"}
 INDEX = {"index"}
@@ -370,3 +370,43 @@ def test_text_details_of_what_the_sample_messages_lack():
 def test_piece_lists_are_written_as_runs(numbers, text):
     from inspector.output import ranges
     assert ranges(numbers) == text
+
+
+def test_sessions_text(every_type, partial):
+    """``read --sessions``: a line per session, a line per side, a line per finding."""
+    last_frame = FIRST_MESSAGE_FRAME + len(MESSAGES) + 1
+    sent = {side: [data for who, data, _ in MESSAGES if who == side] for side in (0, 1)}
+    lines = btshark_ok("read", every_type, "--sessions").stdout.splitlines()
+    seconds = f"{frame_time(last_frame) - frame_time(1):.3f}"
+    assert lines == [
+        f"#1 tcp {A_ADDR} → {B_ADDR} plaintext closed {seconds}s info_hash={INFO_HASH.hex()}",
+        f"    a: {A_ADDR} libtorrent (rasterbar) 2.1.1  {len(sent[0])} messages, 0 payload bytes, "
+        f"{sum(map(len, sent[0]))} stream bytes",
+        f"    b: {B_ADDR} Transmission 3.00  {len(sent[1])} messages, 100 payload bytes, "
+        f"{sum(map(len, sent[1]))} stream bytes",
+    ]
+    capture, last = partial
+    lines = btshark_ok("read", capture, "--sessions").stdout.splitlines()
+    holes = [line for line in lines if line.startswith("    !! ")]
+    assert [line.split(": ", 1)[0] for line in holes] == \
+        [f"    !! frame {last[kind] + 1} b hole [warning]" for kind in ("bitfield", "piece", "extended")]  # a's ack
+    lines = btshark_ok("read", capture, "--sessions", "--max-findings", "1").stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines[-3:]] == [
+        f"    !! frame {last['bitfield'] + 1} b hole [warning]",
+        f"    !! frame {last['piece'] + 1} - limit [warning]",  # the cap says itself where it was met
+        "    !! 2 more findings, not kept",
+    ]
+
+
+def test_sessions_text_of_an_encrypted_session():
+    """MSE/PE without the torrent: no handshake is seen, so no info hash, peer id or client."""
+    (session,) = read_sessions(CAPTURES / "libtorrent-mse.pcap")
+    a, b = session["sides"]["a"], session["sides"]["b"]
+    lines = btshark_ok("read", CAPTURES / "libtorrent-mse.pcap", "--sessions").stdout.splitlines()
+    assert session["encrypted"] and session["info_hash"] is None
+    assert lines == [
+        f"#1 tcp {session['a']} → {session['b']} encrypted (MSE/PE) {session['state']} "
+        f"{session['end'] - session['start']:.3f}s info_hash=-",
+        f"    a: {a['addr']} -  0 messages, 0 payload bytes, {a['stream_bytes']} stream bytes",
+        f"    b: {b['addr']} -  0 messages, 0 payload bytes, {b['stream_bytes']} stream bytes",
+    ]
