@@ -410,3 +410,13 @@ def test_sessions_text_of_an_encrypted_session():
         f"    a: {a['addr']} -  0 messages, 0 payload bytes, {a['stream_bytes']} stream bytes",
         f"    b: {b['addr']} -  0 messages, 0 payload bytes, {b['stream_bytes']} stream bytes",
     ]
+
+
+def test_sessions_json_is_indented_and_jsonl_is_one_compact_line_each(every_type, partial):
+    """``--sessions -T json``: one array, two-space indent; ``-T jsonl``: a compact line a session."""
+    for capture in (every_type, partial[0], CAPTURES / "libtorrent-mse.pcap"):
+        text = btshark_ok("read", capture, "--sessions", "-T", "json").stdout
+        sessions = json.loads(text)
+        assert text == json.dumps(sessions, indent=2) + "\n"
+        lines = btshark_ok("read", capture, "--sessions", "-T", "jsonl").stdout
+        assert lines == "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in sessions)
