@@ -84,6 +84,12 @@ def capture_params(*, shared: bool = True, name: str | None = None) -> list:
     return params
 
 
+def module_scope(fixture_name: str, config: object) -> str:
+    """For a fixture that runs inspector code: once per module, except in mutmut's stats run
+    (tests/mutation/), where each test must make its own calls to be credited with them."""
+    return "function" if os.environ.get("MUTANT_UNDER_TEST") == "stats" else "module"
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
@@ -138,7 +144,12 @@ def _cached_run(args: tuple[str, ...]) -> Run:
 
 
 def btshark(*args) -> Run:
-    """``btshark ARGS``, run once per distinct argument list in the whole test session."""
+    """``btshark ARGS``, run once per distinct argument list in the whole test session.
+
+    Not cached in mutmut's stats run (tests/mutation/): there each test must start its own
+    process, or only the first test of a shared command is seen to call the code it runs."""
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        return _cached_run.__wrapped__(tuple(map(str, args)))
     return _cached_run(tuple(map(str, args)))
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_CAPTURES
+from conftest import SHARED_CAPTURES, module_scope
 from inspector import utp
 from inspector.utp import (
     LOST, ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection, connection_key, is_syn, parse,
@@ -628,7 +628,7 @@ def peer_wire_messages(data: bytes):
     assert pos == len(data)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=module_scope)
 def capture():
     if not CAPTURE.exists():
         pytest.skip("sample capture not available")
