@@ -265,6 +265,14 @@ def test_partial_messages_carry_missing(partial):
     assert all(set(f) == FINDING_KEYS for f in session["findings"])
 
 
+def test_partial_messages_are_the_same_in_json_and_jsonl(partial):
+    """``-T jsonl`` writes block messages by a path of its own; ``-T json`` by the general one."""
+    capture, _ = partial
+    assert records_of(capture, "json") == records_of(capture, "jsonl")
+    assert {r["type"]: r.get("missing") for r in records_of(capture, "json") if r["src"] == B_ADDR} == \
+        {"handshake": None, "bitfield": 500, "piece": 1024, "extended": 600}
+
+
 def test_partial_bitfield_and_extended_count_only_the_bytes_lost(partial):
     got = partial_records(partial[0])
     # 5 + 2000 bytes on the wire; bytes 500-999 lost, all of them bitfield bytes (0xff each).
