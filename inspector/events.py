@@ -67,16 +67,20 @@ class Have:
 
 @dataclass(frozen=True, slots=True)
 class Bitfield:
-    """``missing`` counts bytes of it the capture lacks (``bits`` is what was captured)."""
+    """``bits``: each captured byte at its place (byte i is pieces 8i..8i+7), so a piece map
+    drawn from it stays true after a loss; a hole with captured bytes after it is zeros
+    there, and a tail the capture lacks is absent. ``missing`` counts the bytes not
+    captured, ``filled`` those of them inside ``bits`` (as zeros)."""
 
     bits: bytes
     missing: int = 0
+    filled: int = 0
     type: ClassVar[str] = "bitfield"
     id: ClassVar[int] = MessageId.BITFIELD
 
     @property
     def size(self) -> int:
-        return 1 + len(self.bits) + self.missing
+        return 1 + len(self.bits) + self.missing - self.filled
 
     @property
     def count(self) -> int:

@@ -50,6 +50,7 @@ class PeerWireParser:
         self.partial = partial
         self._held = 0
         self._lost = 0  # bytes of the message being read that a hole took (bitfield, extended)
+        self._filled = 0  # of which held in the buffer as zeros (a hole with captured bytes after it)
         self.ext_names: dict[int, str] = {}
         self.torrent = torrent or Torrent()
         self.expected: dict[tuple[int, int, int], None] = {}  # blocks the other side asked this one for
@@ -340,19 +341,22 @@ class PeerWireParser:
 
     def _read_past(self, missing: int, out: list) -> None:
         """A hole inside a bitfield or an extended body: read on to the message's end, so it
-        is reported at its last byte, with what was captured of it and ``missing`` the hole's bytes."""
+        is reported at its last byte, with what was captured of it in place (the hole as zeros:
+        a bitfield's bytes keep their pieces) and ``missing`` the hole's bytes."""
         self._lost += missing
-        self._need -= missing
-        if len(self._buf) == self._need:  # the hole reached the message's end
+        if len(self._buf) + missing < self._need:
+            self._buf.extend(bytes(missing))
+            self._filled += missing
+        else:  # the hole reached the message's end: the tail is absent, not zeros
             chunk = bytes(self._buf)
             self._buf.clear()
             self._read_body(chunk, out)
 
     def _partial(self, body: bytes, out: list) -> None:
         """A bitfield (its captured bytes) or an extended message (no data) that lost ``_lost`` bytes."""
-        lost, self._lost = self._lost, 0
+        lost, filled, self._lost, self._filled = self._lost, self._filled, 0, 0
         if body[0] == MessageId.BITFIELD:
-            out.append(ev.Bitfield(body[1:], missing=lost))
+            out.append(ev.Bitfield(body[1:], missing=lost, filled=filled))
         elif len(body) >= 2:
             ext_id = body[1]
             name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
@@ -426,7 +430,7 @@ class PeerWireParser:
         if step == self._read_head:
             return self._length - have, self._what(self._buf[:1])
         if step == self._read_body:
-            return self._length - len(self._head) - self._lost - have, self._what(self._head[:1])
+            return self._length - len(self._head) - have, self._what(self._head[:1])
         done = {self._read_protocol_name: 1, self._read_reserved: 20, self._read_info_hash: 28,
                 self._read_peer_id: 48}[step]
         return HANDSHAKE_LEN - done - have, "the handshake"
@@ -447,7 +451,7 @@ class PeerWireParser:
         if step == self._read_head:
             return 4 + have
         if step == self._read_body:
-            return 4 + len(self._head) + self._lost + have
+            return 4 + len(self._head) + have
         done = {self._read_protocol_length: 0, self._read_protocol_name: 1, self._read_reserved: 20,
                 self._read_info_hash: 28, self._read_peer_id: 48}[step]
         return done + have
@@ -480,12 +484,12 @@ class PeerWireParser:
             if msg_id == MessageId.EXTENDED and len(head) >= 2:
                 ext_id = head[1]
                 name = "handshake" if ext_id == 0 else self.ext_names.get(ext_id)
-                out.append(ev.Extended(ext_id, name, None, 0, length, missing=length - len(head)))
+                out.append(ev.Extended(ext_id, name, None, 0, length, missing=length - len(head) + self._filled))
             elif msg_id == MessageId.BITFIELD:
-                out.append(ev.Bitfield(head[1:], missing=length - len(head)))
+                out.append(ev.Bitfield(head[1:], missing=length - len(head) + self._filled, filled=self._filled))
         self._buf.clear()
         self._head = b""
-        self._lost = 0
+        self._lost = self._filled = 0
         self._piece = None
         self._skip = rest
         if self._held:
@@ -498,7 +502,7 @@ class PeerWireParser:
             self._release()
         self._buf.clear()
         self._head = b""
-        self._lost = 0
+        self._lost = self._filled = 0
         self._skip = 0
         self._piece = None
         self._need, self._step = 4, self._read_length

@@ -171,7 +171,7 @@ class Session:
             elif kind == "bitfield":
                 torrent = self.torrent
                 if torrent.bitfield_bytes is None:
-                    torrent.bitfield_bytes = len(event.bits) + event.missing
+                    torrent.bitfield_bytes = event.size - 1
                     torrent.piece_count = 8 * torrent.bitfield_bytes
             elif kind == "handshake":
                 self._handshake(side, event, frame)

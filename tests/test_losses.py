@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from inspector.parser import PeerWireParser
@@ -17,6 +17,8 @@ ISN = 0xFFFF_F000  # the sequence space wraps inside the stream
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# a hole inside a bitfield with captured bytes after it: they once moved up to fill it
+@example(seed=18153, loss=0.3, shuffle=0, duplicates=0.0, acks=False)
 @given(seed=st.integers(0, 2**32 - 1), loss=st.sampled_from([0.0, 0.02, 0.1, 0.3]),
        shuffle=st.integers(0, 8), duplicates=st.floats(0, 0.2), acks=st.booleans())
 def test_reordered_duplicated_lossy_segments_never_yield_a_foreign_message(seed, loss, shuffle, duplicates, acks):

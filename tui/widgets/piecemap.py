@@ -118,7 +118,7 @@ class PieceFold:
             self.flags[side][piece] |= COMPLETE
 
     def _bitfield(self, side: int, event: ev.Bitfield) -> None:
-        self.bitfield_bytes = max(self.bitfield_bytes, len(event.bits) + event.missing)
+        self.bitfield_bytes = max(self.bitfield_bytes, event.size - 1)
         for byte_no, byte in enumerate(event.bits):
             for bit in range(8):
                 if byte & (0x80 >> bit):
