@@ -115,3 +115,66 @@ def test_a_connection_replaced_by_a_new_syn_is_not_open(tmp_path):
     _, _, sessions = decode_capture(write_packets(tmp_path / "reuse.pcap", first.packets + second.packets))
     assert [s.state for s in sessions][0] == "replaced"
     assert all(f.kind != "duplicate_peer_id" for s in sessions for f in s.findings)
+
+
+# ---------------------------------------------------------------- the registry itself (issue 12's mutants)
+
+from inspector import events as ev  # noqa: E402
+from inspector.session import PeerRegistry, Session  # noqa: E402
+
+
+def _open(registry: PeerRegistry, sid: int, a: str, peer_id: bytes, remote: bytes, frame: int = 1) -> Session:
+    """A session from ``a`` whose handshakes (a's, then b's) have both been seen."""
+    s = Session(sid, "tcp", a, f"10.9.9.9:{6000 + sid}", opener_known=True, encrypted=False, start=0.0,
+                registry=registry)
+    s.account(0, [ev.Handshake(bytes(8), HASH, peer_id)], frame)
+    s.account(1, [ev.Handshake(bytes(8), HASH, remote)], frame + 1)
+    return s
+
+
+def _remote(n: int) -> bytes:
+    return b"-UT3550-remote%06d" % n
+
+
+def test_a_closed_session_first_in_the_registry_does_not_hide_an_open_duplicate():
+    reg = PeerRegistry()
+    first = _open(reg, 1, "10.0.0.1:1", LOCAL, _remote(1))
+    first.state = "closed"
+    _open(reg, 2, "10.0.0.2:2", LOCAL, _remote(2))  # LOCAL at a second host while #1 is closed: fine
+    third = _open(reg, 3, "10.0.0.3:3", LOCAL, _remote(3), frame=30)
+    assert [(f.kind, f.side, f.frame) for f in third.findings] == [("duplicate_peer_id", "a", 30)]
+    assert "10.0.0.2:2 in session #2" in third.findings[0].detail
+
+
+def test_a_flagged_session_is_still_registered():
+    """#2 duplicates #1 and is flagged; once #1 closes, #3 duplicates #2, which must be known."""
+    reg = PeerRegistry()
+    first = _open(reg, 1, "10.0.0.1:1", LOCAL, _remote(1))
+    second = _open(reg, 2, "10.0.0.2:2", LOCAL, _remote(2))
+    assert [f.kind for f in second.findings] == ["duplicate_peer_id"]
+    first.state = "closed"
+    third = _open(reg, 3, "10.0.0.3:3", LOCAL, _remote(3))
+    assert "in session #2" in third.findings[0].detail
+
+
+def test_a_second_connection_between_the_same_two_peer_ids():
+    reg = PeerRegistry()
+    first = _open(reg, 1, "10.0.0.1:1", LOCAL, REMOTE)
+    second = _open(reg, 2, "10.0.0.1:2", LOCAL, REMOTE, frame=40)
+    assert first.findings == []
+    assert [f.as_dict() for f in second.findings] == [{
+        "kind": "duplicate_peer_id", "severity": "error", "side": "b", "frame": 41,  # known at b's handshake
+        "detail": "a second connection between the same two peer ids (session #1 is open)"}]
+    first.state = "closed"
+    third = _open(reg, 3, "10.0.0.1:3", LOCAL, REMOTE)
+    assert "(session #2 is open)" in third.findings[0].detail  # #2, flagged, was registered too
+
+
+def test_the_registry_keeps_the_latest_64_sessions_of_a_peer_id():
+    """65 open sessions of one peer id at one host (to 65 peers: no finding); the oldest
+    is forgotten, so a 66th at another host is flagged against #2, the oldest one kept."""
+    reg = PeerRegistry()
+    sessions = [_open(reg, n, "10.0.0.1:1", LOCAL, _remote(n)) for n in range(1, 66)]
+    assert all(s.findings == [] for s in sessions)
+    late = _open(reg, 66, "10.0.0.7:7", LOCAL, _remote(66))
+    assert "in session #2" in late.findings[0].detail
