@@ -20,7 +20,7 @@ pyproject.toml's ``[tool.mutmut]`` (modules, oracle test files). This script:
   equivalent when ``equivalent.toml`` says why (an entry whose edit no longer matches
   the mutant is reported stale, and the survivor counts as a gap again).
 
-Usage: ``python3 tests/mutation/run.py [--modules a,b] [--max-children N] [--report-only]``
+Usage: ``python3 tests/mutation/run.py [--modules a,b] [--max-children N] [--survivors] [--report-only]``
 from the repository root (results accumulate in ``mutants/``, git-ignored).
 """
 from __future__ import annotations
@@ -49,6 +49,7 @@ EQUIVALENT = HERE / "equivalent.toml"
 ORDER = ["filters", "frames", "output", "session", "extensions", "clients",
          "capfile", "tcp", "utp", "parser", "pipeline"]
 HUNK = re.compile(r"^@@ -(\d+)")
+SURVIVOR_CODES = (0, 5, 33)  # mutmut's exit codes for 'survived' and 'no tests'
 
 
 @dataclass
@@ -144,13 +145,16 @@ def complete(module: str) -> bool:
     return bool(codes) and all(code is not None for code in codes.values())
 
 
-def run_module(module: str, env: dict[str, str], max_children: int, rerun: bool) -> int:
-    """mutmut on one module: its mutants without a result by name (a run cut short
-    resumes), or all of them (``rerun``, or before mutmut has listed them)."""
+def run_module(module: str, env: dict[str, str], max_children: int, rerun: bool,
+               only: list[str] | None = None) -> int:
+    """mutmut on one module: ``only`` these mutants, else its mutants without a result
+    by name (a run cut short resumes), or all of them (``rerun``, or before mutmut has
+    listed them)."""
     pending = [name for name, code in meta(module).items() if code is None]
-    names = pending if pending and not rerun else [f"inspector.{module}.*"]
+    names = only or (pending if pending and not rerun else [f"inspector.{module}.*"])
     command = ["nice", "-n", "10", "mutmut", "run", "--max-children", str(max_children), *names]
-    print(f"== {module}: {len(pending) if pending and not rerun else 'all'} mutants", flush=True)
+    count = len(only) if only else len(pending) if pending and not rerun else "all"
+    print(f"== {module}: {count} mutants", flush=True)
     log = MUTANTS / f"run-{module}.log"
     with log.open("w") as out:
         proc = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -302,6 +306,8 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--budget", type=float, default=None, help="minutes after which no new module starts")
     parser.add_argument("--rerun", action="store_true", help="run modules that already have every result")
+    parser.add_argument("--survivors", action="store_true",
+                        help="run again only the survivors not judged equivalent (after new tests)")
     parser.add_argument("--report-only", action="store_true", help="no mutmut run: table and RESULTS.md only")
     args = parser.parse_args()
 
@@ -321,6 +327,15 @@ def main() -> int:
         for module in modules:
             if args.budget is not None and time.monotonic() - started > args.budget * 60:
                 notes.append(f"not run this time (--budget {args.budget:g} min): {module}")
+                continue
+            if args.survivors:
+                judged = load_equivalent()
+                gaps = [name for name, code in meta(module).items()
+                        if code in SURVIVOR_CODES and name not in judged]
+                if gaps:
+                    code = run_module(module, env, args.max_children, False, gaps)
+                    if code:
+                        notes.append(f"mutmut exited {code} on {module} (mutants/run-{module}.log)")
                 continue
             if complete(module) and not args.rerun:
                 print(f"== {module}: every mutant has a result (--rerun to run again)")
