@@ -1,0 +1,72 @@
+"""What a session folds from its two directions: counts, the blocks each side waits for,
+what is learnt about the torrent, and which sides are one host. Built from events, as the
+pipeline hands them over; expectations written from the peer-wire rules (BEP 3, BEP 6)."""
+from __future__ import annotations
+
+from inspector import events as ev
+from inspector.session import PeerRegistry, Session
+
+HASH = bytes(range(20))
+
+
+def session(a: str = "10.0.0.1:40000", b: str = "10.0.0.2:6881", registry: PeerRegistry | None = None,
+            sid: int = 1) -> Session:
+    return Session(sid, "tcp", a, b, opener_known=True, encrypted=False, start=0.0, registry=registry)
+
+
+def test_a_finding_does_not_hide_the_messages_after_it():
+    s = session()
+    s.account(0, [ev.Finding("hole", "4 bytes not captured"), ev.Have(3), ev.Have(4)], 7)
+    assert s.sides[0].messages == {"have": 2}
+    assert [(f.kind, f.side, f.frame) for f in s.findings] == [("hole", "a", 7)]
+
+
+def test_a_request_is_waited_for_in_the_other_direction_until_cancelled_or_rejected():
+    """A request from a is a block b's direction may carry; a's cancel withdraws it, b's reject refuses it."""
+    s = session()
+    s.account(0, [ev.Request(1, 0, 100), ev.Request(2, 0, 100), ev.Request(3, 0, 100)], 5)
+    a_parser, b_parser = s.parsers
+    assert list(b_parser.expected) == [(1, 0, 100), (2, 0, 100), (3, 0, 100)] and not a_parser.expected
+    s.account(0, [ev.Cancel(1, 0, 100)], 6)
+    assert list(b_parser.expected) == [(2, 0, 100), (3, 0, 100)]
+    s.account(1, [ev.Reject(2, 0, 100)], 7)
+    assert list(b_parser.expected) == [(3, 0, 100)]
+    s.account(1, [ev.Cancel(3, 0, 100)], 8)  # b cancelling a block it never asked for changes nothing here
+    assert list(b_parser.expected) == [(3, 0, 100)]
+
+
+def test_the_block_length_is_learnt_from_the_first_request():
+    s = session()
+    assert s.torrent.block == 16384  # BEP 3's customary block until a request says otherwise
+    s.account(0, [ev.Request(0, 0, 8192)], 5)
+    assert s.torrent.block == 8192
+    s.account(0, [ev.Request(0, 8192, 4000), ev.Request(1, 0, 32768)], 6)  # a last short block, a big one
+    assert s.torrent.block == 8192
+
+
+def test_the_bitfield_bounds_the_piece_count():
+    s = session()
+    s.account(1, [ev.Bitfield(b"\xff" * 3 + bytes(2), missing=2, filled=2)], 5)
+    assert (s.torrent.bitfield_bytes, s.torrent.piece_count) == (5, 40)
+
+
+def _hs(s: Session, side: int, peer_id: bytes, frame: int) -> None:
+    s.account(side, [ev.Handshake(bytes(8), HASH, peer_id)], frame)
+
+
+def test_ipv6_hosts_are_told_apart_by_their_whole_address():
+    """One peer id at two IPv6 hosts that share a prefix is two hosts (flagged); at one host
+    with two ports it is one client with two connections (not flagged)."""
+    reg = PeerRegistry()
+    me, them = b"-LT2110-localclient0", b"-UT3550-remotepeer%02d"
+    first = session("[2001:db8::1]:40000", "[2001:db8::99]:6881", reg, 1)
+    _hs(first, 0, me, 1)
+    _hs(first, 1, them % 1, 2)
+    same_host = session("[2001:db8::1]:40001", "[2001:db8::98]:6881", reg, 2)
+    _hs(same_host, 0, me, 3)
+    _hs(same_host, 1, them % 2, 4)
+    assert same_host.findings == []
+    other_host = session("[2001:db8::2]:40000", "[2001:db8::97]:6881", reg, 3)
+    _hs(other_host, 0, me, 5)
+    assert [(f.kind, f.side, f.frame) for f in other_host.findings] == [("duplicate_peer_id", "a", 5)]
+    assert "also used by [2001:db8::1]:40000 in session #1" in other_host.findings[0].detail
