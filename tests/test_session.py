@@ -70,3 +70,26 @@ def test_ipv6_hosts_are_told_apart_by_their_whole_address():
     _hs(other_host, 0, me, 5)
     assert [(f.kind, f.side, f.frame) for f in other_host.findings] == [("duplicate_peer_id", "a", 5)]
     assert "also used by [2001:db8::1]:40000 in session #1" in other_host.findings[0].detail
+
+
+def test_both_directions_share_what_is_learnt_and_the_memory_budget():
+    """The parsers read bounds from the session's torrent (a bitfield one side sent bounds
+    the indexes the other side's messages may hold) and draw on the capture's budget."""
+    from inspector.limits import Budget
+
+    budget = Budget(1 << 20)
+    s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0,
+                partial=budget)
+    assert all(p.torrent is s.torrent and p.partial is budget for p in s.parsers)
+    s.account(1, [ev.Bitfield(b"\xff" * 5)], 3)
+    assert [p.torrent.max_index for p in s.parsers] == [40, 40]
+
+
+def test_a_connection_seen_from_its_middle_says_so_when_framing_is_found():
+    """Without its start, a connection's messages are hunted for; the resync finding says why."""
+    import wirebuild as wb
+
+    s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=False, encrypted=False, start=0.0)
+    out = s.parsers[0].feed(wb.piece(1, 0, bytes(300))[150:] + wb.have(1) + wb.have(2) + wb.have(3))
+    resync = [e for e in out if e.type == "finding" and e.kind == "resync"]
+    assert resync and "(the connection's start was not captured)" in resync[0].detail
