@@ -93,3 +93,17 @@ def test_a_connection_seen_from_its_middle_says_so_when_framing_is_found():
     out = s.parsers[0].feed(wb.piece(1, 0, bytes(300))[150:] + wb.have(1) + wb.have(2) + wb.have(3))
     resync = [e for e in out if e.type == "finding" and e.kind == "resync"]
     assert resync and "(the connection's start was not captured)" in resync[0].detail
+
+
+def test_parsers_made_later_carry_the_reason_and_the_message_limit():
+    """The pipeline makes new parsers when it learns more (MSE that selected plaintext, a
+    trial that failed): each says why its start is unknown and keeps ``--max-message``."""
+    from dataclasses import replace
+
+    from inspector.limits import DEFAULT
+
+    s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0,
+                limits=replace(DEFAULT, message=5000))
+    assert [p.max_len for p in s.parsers] == [5000, 5000]
+    later = s.make_parsers(True, "after an MSE key exchange")
+    assert [(p.why, p.max_len, p.midstream) for p in later] == [("after an MSE key exchange", 5000, True)] * 2
