@@ -107,3 +107,16 @@ def test_parsers_made_later_carry_the_reason_and_the_message_limit():
     assert [p.max_len for p in s.parsers] == [5000, 5000]
     later = s.make_parsers(True, "after an MSE key exchange")
     assert [(p.why, p.max_len, p.midstream) for p in later] == [("after an MSE key exchange", 5000, True)] * 2
+
+
+def test_a_new_session_ends_where_it_starts_and_keeps_no_block_data_unless_asked():
+    import wirebuild as wb
+
+    s = Session(2, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=False, encrypted=False, start=12.5)
+    assert (s.end, s.as_dict()["end"]) == (12.5, 12.5)
+    stream = wb.handshake(HASH, b"-UT3550-remotepeer00") + wb.piece(0, 0, b"abc")
+    for keep, data in ((None, None), (False, None), (True, b"abc")):
+        extra = {} if keep is None else {"keep_payload": keep}
+        s = Session(3, "tcp", "a:1", "b:2", opener_known=True, encrypted=False, start=0.0, **extra)
+        [piece] = [e for e in s.parsers[1].feed(stream) if e.type == "piece"]
+        assert piece.data == data, keep
