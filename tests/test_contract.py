@@ -19,6 +19,9 @@ import hostile
 import wirebuild as wb
 from conftest import CAPTURES, btshark_ok, read_jsonl, read_sessions
 
+from inspector import events as ev
+from inspector.output import _detail, ranges
+
 BASE = {"session", "transport", "src", "dst", "ts", "frame", "type", "id", "size"}
 INDEX = {"index"}
 BLOCK = {"index", "begin", "length"}
@@ -355,9 +358,6 @@ def test_partial_messages_say_what_was_not_captured_in_text(partial):
 def test_text_details_of_what_the_sample_messages_lack():
     """Cases no capture above holds: no reserved bit, a peer id no table knows (raw bytes
     escaped), an extended id nobody announced, a body of more than 200 characters."""
-    from inspector import events as ev
-    from inspector.output import _detail
-
     odd = ev.Handshake(reserved=bytes(8), info_hash=bytes(20), peer_id=b"\xff\x00" * 10)
     raw = "ÿ\\x00" * 10  # one Latin-1 character a byte: 0xff is printable, 0x00 is not
     assert _detail(odd) == f"info_hash={'00' * 20} peer_id={raw} (unknown client) reserved=[none]"
@@ -376,7 +376,6 @@ def test_text_details_of_what_the_sample_messages_lack():
     ([], ""), ([5], "5"), ([1, 2, 3, 7], "1-3, 7"), ([0, 2, 3, 4, 9, 10], "0, 2-4, 9-10"), ([4, 5], "4-5"),
 ])
 def test_piece_lists_are_written_as_runs(numbers, text):
-    from inspector.output import ranges
     assert ranges(numbers) == text
 
 

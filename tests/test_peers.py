@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from conftest import TcpConversation, bt_handshake, bt_have, bt_msg, decode_capture, write_packets
 
+from inspector import events as ev
+from inspector.session import PeerRegistry, Session
+
 HASH = bytes(range(20))
 OTHER_HASH = bytes(range(1, 21))
 LOCAL = b"-LT2110-localclient0"
@@ -118,9 +121,6 @@ def test_a_connection_replaced_by_a_new_syn_is_not_open(tmp_path):
 
 
 # ---------------------------------------------------------------- the registry itself (issue 12's mutants)
-
-from inspector import events as ev  # noqa: E402
-from inspector.session import PeerRegistry, Session  # noqa: E402
 
 
 def _open(registry: PeerRegistry, sid: int, a: str, peer_id: bytes, remote: bytes, frame: int = 1) -> Session:

@@ -3,7 +3,12 @@ what is learnt about the torrent, and which sides are one host. Built from event
 pipeline hands them over; expectations written from the peer-wire rules (BEP 3, BEP 6)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
+import wirebuild as wb
+
 from inspector import events as ev
+from inspector.limits import DEFAULT, Budget
 from inspector.session import PeerRegistry, Session
 
 HASH = bytes(range(20))
@@ -75,8 +80,6 @@ def test_ipv6_hosts_are_told_apart_by_their_whole_address():
 def test_both_directions_share_what_is_learnt_and_the_memory_budget():
     """The parsers read bounds from the session's torrent (a bitfield one side sent bounds
     the indexes the other side's messages may hold) and draw on the capture's budget."""
-    from inspector.limits import Budget
-
     budget = Budget(1 << 20)
     s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0,
                 partial=budget)
@@ -87,8 +90,6 @@ def test_both_directions_share_what_is_learnt_and_the_memory_budget():
 
 def test_a_connection_seen_from_its_middle_says_so_when_framing_is_found():
     """Without its start, a connection's messages are hunted for; the resync finding says why."""
-    import wirebuild as wb
-
     s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=False, encrypted=False, start=0.0)
     out = s.parsers[0].feed(wb.piece(1, 0, bytes(300))[150:] + wb.have(1) + wb.have(2) + wb.have(3))
     resync = [e for e in out if e.type == "finding" and e.kind == "resync"]
@@ -98,10 +99,6 @@ def test_a_connection_seen_from_its_middle_says_so_when_framing_is_found():
 def test_parsers_made_later_carry_the_reason_and_the_message_limit():
     """The pipeline makes new parsers when it learns more (MSE that selected plaintext, a
     trial that failed): each says why its start is unknown and keeps ``--max-message``."""
-    from dataclasses import replace
-
-    from inspector.limits import DEFAULT
-
     s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0,
                 limits=replace(DEFAULT, message=5000))
     assert [p.max_len for p in s.parsers] == [5000, 5000]
@@ -110,8 +107,6 @@ def test_parsers_made_later_carry_the_reason_and_the_message_limit():
 
 
 def test_a_new_session_ends_where_it_starts_and_keeps_no_block_data_unless_asked():
-    import wirebuild as wb
-
     s = Session(2, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=False, encrypted=False, start=12.5)
     assert (s.end, s.as_dict()["end"]) == (12.5, 12.5)
     stream = wb.handshake(HASH, b"-UT3550-remotepeer00") + wb.piece(0, 0, b"abc")
