@@ -53,17 +53,18 @@ Decoder = Callable[[bytes], "str | None"]
 _BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Shadow-style ids extend it with '.' = 62 and '-' = 63.
 _SHADOW_ALPHABET = _BASE62 + b".-"
-_HEX = b"0123456789abcdef"
+_B62_VALUE = {c: i for i, c in enumerate(_BASE62)}
+_SHADOW_VALUE = {c: i for i, c in enumerate(_SHADOW_ALPHABET)}
+# Hex digits in either case: the uTorrent family writes them lower case.
+_HEX_VALUE = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
 
 
 def _b62(ch: int) -> int | None:
-    idx = _BASE62.find(bytes([ch]))
-    return idx if idx >= 0 else None
+    return _B62_VALUE.get(ch)
 
 
 def _hex(ch: int) -> int | None:
-    idx = _HEX.find(bytes([ch]).lower())
-    return idx if idx >= 0 else None
+    return _HEX_VALUE.get(ch)
 
 
 def _dec(chunk: bytes) -> int | None:
@@ -76,13 +77,8 @@ def _dec(chunk: bytes) -> int | None:
 def _printable_ascii(chunk: bytes) -> str | None:
     """The bytes as text if every one is printable ASCII (no space), else None."""
     if chunk and all(0x21 <= c <= 0x7E for c in chunk):
-        return chunk.decode("ascii")
+        return chunk.decode()
     return None
-
-
-def _at(pid: bytes, i: int) -> int | None:
-    """Byte at index i, or None when the id is too short (never raises)."""
-    return pid[i] if 0 <= i < len(pid) else None
 
 
 def _dotted(parts: list[int | None]) -> str | None:
@@ -114,13 +110,13 @@ _DELUGE_MARKS = {
 # ---------------------------------------------------------------------------
 # Azureus-style version decoders.  The version characters are pid[3:7] and
 # pid[7] is the closing '-' (checked by the caller, except for the uTorrent
-# family which may put a digit there).
+# family which may put a digit there).  The caller hands them at least 8 bytes.
 # ---------------------------------------------------------------------------
 
 
 def _az_digits(pid: bytes, count: int) -> str | None:
     """Plain base-62 major.minor[.patch[.build]] from pid[3:3+count]."""
-    return _dotted([_b62(c) for c in pid[3 : 3 + count]] if len(pid) >= 3 + count else [])
+    return _dotted([_b62(c) for c in pid[3 : 3 + count]])
 
 
 def _az_three(pid: bytes) -> str | None:
@@ -138,8 +134,8 @@ def _az_three_marked(marks: dict[int, str]) -> Decoder:
 
     def decode(pid: bytes) -> str | None:
         base = _az_digits(pid, 3)
-        last = _at(pid, 6)
-        if base is None or last is None:
+        last = pid[6]
+        if base is None:
             return None
         if last in marks:
             return base + marks[last]
@@ -151,17 +147,25 @@ def _az_three_marked(marks: dict[int, str]) -> Decoder:
     return decode
 
 
-def _az_two_two(pid: bytes, pad: bool = True) -> str | None:
-    """Two decimal digits major, two decimal digits minor: -BC0200- -> 2.00."""
-    major, minor = _dec(pid[3:5]), _dec(pid[5:7])
-    if major is None or minor is None or len(pid[5:7]) != 2:
-        return None
-    return f"{major}.{minor:02d}" if pad else f"{major}.{minor}"
+_TWO_TWO = re.compile(rb"(\d\d)(\d\d)")
+
+
+def _two_two(pid: bytes) -> tuple[int, int] | None:
+    """Two decimal digits major, two decimal digits minor at pid[3:7]."""
+    m = _TWO_TWO.match(pid, 3)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def _az_two_two(pid: bytes) -> str | None:
+    # -BC0200- -> 2.00
+    parts = _two_two(pid)
+    return None if parts is None else f"{parts[0]}.{parts[1]:02d}"
 
 
 def _az_two_two_plain(pid: bytes) -> str | None:
     # WebTorrent encodes each component as two digits: -WW0108- -> 1.8
-    return _az_two_two(pid, pad=False)
+    parts = _two_two(pid)
+    return None if parts is None else f"{parts[0]}.{parts[1]}"
 
 
 def _az_utorrent(pid: bytes) -> str | None:
@@ -169,16 +173,14 @@ def _az_utorrent(pid: bytes) -> str | None:
 
     For patch levels >= 16 the closing dash is replaced: -UT3510S -> 3.5.10.
     """
-    if _at(pid, 7) == ord("-"):
+    if pid[7] == ord("-"):
         parts = [_hex(c) for c in pid[3:6]]
-        mark = _at(pid, 6)
+        mark = pid[6]
     else:
         parts = [_hex(c) for c in pid[3:5]] + [_dec(pid[5:7])]
-        mark = _at(pid, 7)
-    version = _dotted(parts) if len(pid) >= 8 else None
-    if version is None or mark is None:
-        return None
-    return version + _GENERIC_MARKS.get(mark, "")
+        mark = pid[7]
+    version = _dotted(parts)
+    return None if version is None else version + _GENERIC_MARKS.get(mark, "")
 
 
 def _az_transmission(pid: bytes) -> str | None:
@@ -191,8 +193,6 @@ def _az_transmission(pid: bytes) -> str | None:
       'B' beta, 'Z' dev build.  (-TR3000- reads the same either way: 3.00.)
     """
     ver = pid[3:7]
-    if len(ver) != 4:
-        return None
     major, mark = _b62(ver[0]), ver[3]
     if ver[:3] == b"000":
         minor = _dec(ver[3:4])
@@ -219,12 +219,11 @@ def _az_transmission(pid: bytes) -> str | None:
 
 def _az_ktorrent(pid: bytes) -> str | None:
     # -KT22D1- = 2.2 Dev 1, -KT22R1- = 2.2 RC 1, otherwise major.minor.patch
-    kind = {ord("D"): "Dev", ord("R"): "RC"}.get(_at(pid, 5) or 0)
+    kind = {ord("D"): "Dev", ord("R"): "RC"}.get(pid[5])
     if kind is None:
         return _az_three(pid)
-    parts = [_b62(c) for c in pid[3:5]]
-    last = _b62(pid[6]) if len(pid) > 6 else None
-    version = _dotted(parts) if len(parts) == 2 else None
+    version = _dotted([_b62(c) for c in pid[3:5]])
+    last = _b62(pid[6])
     return None if version is None or last is None else f"{version} {kind} {last}"
 
 
@@ -252,22 +251,19 @@ def _az_literal(layout: str) -> Decoder:
 
 def _az_ctorrent(pid: bytes) -> str | None:
     # -CT1204- -> 1.2.04 (base-62 major/minor, then two literal chars)
-    head = _dotted([_b62(c) for c in pid[3:5]]) if len(pid) >= 5 else None
+    head = _dotted([_b62(c) for c in pid[3:5]])
     tail = _dec(pid[5:7])
     return None if head is None or tail is None else f"{head}.{pid[5:7].decode()}"
 
 
 def _az_picotorrent(pid: bytes) -> str | None:
     # -PI0120- -> 0.12.0
-    major = _b62(pid[3]) if len(pid) > 3 else None
-    minor = _dec(pid[4:6])
-    patch = _b62(pid[6]) if len(pid) > 6 else None
-    return _dotted([major, minor, patch])
+    return _dotted([_b62(pid[3]), _dec(pid[4:6]), _b62(pid[6])])
 
 
 def _az_xtorrent(pid: bytes) -> str | None:
     # -XX0025- -> 0.0 (25)
-    head = _dotted([_b62(c) for c in pid[3:5]]) if len(pid) >= 5 else None
+    head = _dotted([_b62(c) for c in pid[3:5]])
     build = _dec(pid[5:7])
     return None if head is None or build is None else f"{head} ({build})"
 
@@ -467,20 +463,23 @@ def _two_two_at3(pid: bytes) -> str | None:
     return _az_two_two(pid)
 
 
+_XBT = re.compile(rb"XBT(\d)(\d)(\d)(.)", re.DOTALL)
+_OPERA = re.compile(rb"OP(\d{4})")
+_DNA = re.compile(rb"DNA(\d\d)(\d\d)(\d\d)")
+_PLUS = re.compile(rb"Plus(\d)(\d\d)")
+_QVOD = re.compile(rb"QVOD([0-9A-Za-z]{4})")
+
+
 def _xbt(pid: bytes) -> str | None:
     # XBT054d- -> 0.5.4 (Debug)
-    digits = [_dec(pid[i : i + 1]) for i in (3, 4, 5)]
-    mark = _at(pid, 6)
-    version = _dotted(digits) if len(pid) > 6 else None
-    if version is None or mark is None:
-        return None
-    return version + _GENERIC_MARKS.get(mark, "")
+    m = _XBT.match(pid)
+    return f"{int(m[1])}.{int(m[2])}.{int(m[3])}" + _GENERIC_MARKS.get(m[4][0], "") if m else None
 
 
 def _opera(pid: bytes) -> str | None:
     # OP7685 + hex: the four digits are the build number
-    build = _dec(pid[2:6])
-    return None if build is None or len(pid[2:6]) != 4 else f"build {pid[2:6].decode()}"
+    m = _OPERA.match(pid)
+    return f"build {m[1].decode()}" if m else None
 
 
 def _bits_on_wheels(pid: bytes) -> str | None:
@@ -494,7 +493,8 @@ def _bits_on_wheels(pid: bytes) -> str | None:
 
 def _dna(pid: bytes) -> str | None:
     # DNA010203 -> 1.2.3 (three two-digit decimal fields)
-    return _dotted([_dec(pid[i : i + 2]) for i in (3, 5, 7)] if len(pid) >= 9 else [])
+    m = _DNA.match(pid)
+    return f"{int(m[1])}.{int(m[2])}.{int(m[3])}" if m else None
 
 
 def _burst(pid: bytes) -> str | None:
@@ -505,10 +505,8 @@ def _burst(pid: bytes) -> str | None:
 
 def _plus(pid: bytes) -> str | None:
     # Plus123 -> 1.23; Plus--- has no version
-    major, minor = _dec(pid[4:5]), pid[5:7]
-    if major is None or _dec(minor) is None or len(minor) != 2:
-        return ""
-    return f"{major}.{minor.decode()}"
+    m = _PLUS.match(pid)
+    return f"{m[1].decode()}.{m[2].decode()}" if m else ""
 
 
 def _trailing_dotted(start: int) -> Decoder:
@@ -524,14 +522,14 @@ def _trailing_dotted(start: int) -> Decoder:
 
 def _qvod(pid: bytes) -> str | None:
     # QVOD0054 -> 0.0.5.4
-    return _dotted([_b62(c) for c in pid[4:8]] if len(pid) >= 8 else [])
+    m = _QVOD.match(pid)
+    return _dotted([_b62(c) for c in m[1]]) if m else None
 
 
 def _bitspirit(pid: bytes) -> str | None:
-    # \x00 <version byte> B S ... ; version byte 0 means BitSpirit 1
-    if pid[:1] != b"\x00" or len(pid) < 4:
-        return None
-    return str(pid[1] or 1)
+    # \x00 <version byte> B S ... ; version byte 0 means BitSpirit 1 (the prefix, at
+    # offset 2, guarantees four bytes)
+    return str(pid[1] or 1) if pid[0] == 0 else None
 
 
 def _bitlord_exbc(pid: bytes) -> str | None:
@@ -621,7 +619,7 @@ def _parse_azureus(pid: bytes) -> tuple[str, str] | None:
 
 
 def _parse_mainline(pid: bytes) -> tuple[str, str] | None:
-    name = MAINLINE_CLIENTS.get(pid[:1].decode("latin-1"))
+    name = MAINLINE_CLIENTS.get(chr(pid[0]))
     if name is None:
         return None
     # "M4-4-0--" / "M7-10-3-": the 8-byte head is digits and dashes only.
@@ -632,12 +630,12 @@ def _parse_mainline(pid: bytes) -> tuple[str, str] | None:
 
 
 def _parse_shadow(pid: bytes) -> tuple[str, str] | None:
-    name = SHADOW_CLIENTS.get(pid[:1].decode("latin-1"))
+    name = SHADOW_CLIENTS.get(chr(pid[0]))
     if name is None or pid[6:9] != b"---":
         return None
     chars = pid[1:6].rstrip(b"-")
-    values = [_SHADOW_ALPHABET.find(bytes([c])) for c in chars]
-    if not values or any(v < 0 for v in values):
+    values = [_SHADOW_VALUE.get(c) for c in chars]
+    if not values or None in values:
         return None
     return name, ".".join(str(v) for v in values)
 

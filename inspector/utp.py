@@ -333,7 +333,7 @@ class UtpDirection:
             self.lost_packets += missing
             self.next_seq = ((self.next_seq or 0) + missing) & SEQ_MASK
 
-    def _deliver(self, data: bytes | memoryview, frame: int, ts: float, out: list[Delivery], cut: int = 0) -> None:
+    def _deliver(self, data: bytes | memoryview, frame: int, ts: float, out: list[Delivery], cut: int) -> None:
         self.index += 1
         self.next_seq = ((self.next_seq or 0) + 1) & SEQ_MASK
         self.packets += 1

@@ -155,3 +155,85 @@ def test_codes_without_an_independent_expectation_are_the_listed_few():
     sourced = set().union(*SOURCES.values())
     assert set(AZUREUS_CLIENTS) - sourced == UNSOURCED
     assert len(set(AZUREUS_CLIENTS) & sourced) >= 100
+
+
+# Transmission's own expectations for whole ids, name and version, copied by hand from
+# tests/libtransmission/clients-test.cc, TEST(Client, clientForId)
+# (transmission/transmission at 009379c49ae78babb63b60a24a9c9d1f62ed9452). Its ids are
+# heads; the test there fills the rest of the 20 bytes with random bytes, as pid() does here.
+TRANSMISSION_IDS: list[tuple[bytes, str]] = [
+    (b"-AZ8421-", "Azureus / Vuze 8.4.2.1"),
+    (b"-BC0241-", "BitComet 2.41"),
+    (b"-BI2300-", "BiglyBT 2.3.0.0"),
+    (b"-BN0001-", "Baidu Netdisk"),
+    (b"-BT791B-", "BitTorrent 7.9.1 (Beta)"),
+    (b"-BT791\x00-", "BitTorrent 7.9.1"),
+    (b"-BW1293-", "BitTorrent Web 1.2.9"),
+    (b"-FC1013-", "FileCroc 1.0.1.3"),
+    (b"-FD51@\xff-", "Free Download Manager 5.1.x"),
+    (b"-FD51R\xff-", "Free Download Manager 5.1.27"),
+    (b"-FW6830-", "FrostWire 6.8.3"),
+    (b"-KT33D1-", "KTorrent 3.3 Dev 1"),
+    (b"-MR1100-", "Miro 1.1.0.0"),
+    (b"-PI0091-", "PicoTorrent 0.09.1"),
+    (b"-PI0120-", "PicoTorrent 0.12.0"),
+    (b"-TB2137-", "Torch Browser"),
+    (b"-TR0006-", "Transmission 0.6"),
+    (b"-TR0072-", "Transmission 0.72"),
+    (b"-TR111Z-", "Transmission 1.11 (Dev)"),
+    (b"-TR400B-", "Transmission 4.0.0 (Beta)"),
+    (b"-TR4000-", "Transmission 4.0.0"),
+    (b"-TR4Az0-", "Transmission 4.10.61"),
+    (b"-UT341\x00-", "\u00b5Torrent 3.4.1"),
+    (b"-UT7a5\x00-", "\u00b5Torrent 7.10.5"),
+    (b"-UW110Q-", "\u00b5Torrent Web 1.1.0"),
+    (b"-UW1110Q", "\u00b5Torrent Web 1.1.10"),
+    (b"-WS1000-", "HTTP Seed"),
+    (b"-WW0007-", "WebTorrent 0.0.0.7"),
+    (b"-XF9990-", "Xfplay 9.9.9"),
+    (b"-XF9992-", "Xfplay 9.9.92"),
+    (b"A2-1-18-8-", "aria2 1.18.8"),
+    (b"A2-1-2-0-", "aria2 1.2.0"),
+    (b"S58B-----", "Shad0w 5.8.11"),
+    (b"Q1-23-4-", "Queen Bee 1.23.4"),
+    (b"TIX0193-", "Tixati 1.93"),
+    (bytes.fromhex("657862630038" "4c4f5244" "3200048eced57bd71028"), "BitLord 0.56"),
+    (bytes.fromhex("657862630038" "7a446310" "2d6e9ad6723b339f35a9"), "BitComet 0.56"),
+]
+
+# Where btshark says something else: what it says, and why.
+TRANSMISSION_ID_DIFFERENCES: dict[bytes, tuple[str, str]] = {
+    b"-AZ8421-": ("Azureus/Vuze 8.4.2.1", "the name as above (Transmission spaces the slash)"),
+    b"-BW1293-": ("BitWombat 1.2.9.3", "Wireshark and libtorrent name BW BitWombat; "
+                                       "Transmission gives the code to BitTorrent Web"),
+    b"-FD51@\xff-": ("Free Download Manager", "a version byte that is no digit: btshark shows no "
+                                              "version rather than Transmission's 'x'"),
+    b"-PI0091-": ("PicoTorrent 0.9.1", "the minor is a number: PicoTorrent's own releases are "
+                                       "0.9, 0.10 ...; Transmission prints the two characters"),
+    b"-TB2137-": ("Torch 2.1.3.7", "libtorrent's name; Transmission knows the digits are a build "
+                                   "number, btshark reads them as four base-62 digits"),
+    b"-WW0007-": ("WebTorrent 0.7", "WebTorrent writes each of major.minor as two digits "
+                                    "(VERSION_STR in its index.js): 0007 is 0.7"),
+    b"-XF9990-": ("Xfplay 9.9.9.0", "btshark reads four digits; Transmission special-cases "
+                                    "Xfplay's three-part versions"),
+    b"-XF9992-": ("Xfplay 9.9.9.2", "as above"),
+    b"S58B-----": ("Shadow 5.8.11", "the client's name; Transmission spells it with a zero"),
+}
+
+
+def _whole(head: bytes) -> bytes:
+    return (head + b"0123456789abcdefghij")[:20]
+
+
+@pytest.mark.parametrize("head,expected", TRANSMISSION_IDS, ids=[repr(h) for h, _ in TRANSMISSION_IDS])
+def test_transmission_names_and_versions_whole_ids(head, expected):
+    got = identify(_whole(head))
+    if head in TRANSMISSION_ID_DIFFERENCES:
+        assert got == TRANSMISSION_ID_DIFFERENCES[head][0]
+        assert got != expected
+    else:
+        assert got == expected
+
+
+def test_every_listed_transmission_id_difference_is_one_of_its_ids():
+    assert set(TRANSMISSION_ID_DIFFERENCES) <= {head for head, _ in TRANSMISSION_IDS}

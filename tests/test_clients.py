@@ -236,6 +236,77 @@ def test_special_styles(peer_id, expected):
     assert identify(peer_id) == expected
 
 
+# Each layout at its edges, the values written from the layouts above (BEP 20 and the
+# clients' own schemes): the shortest id that still carries the version and one byte
+# less, a character outside a field's alphabet, the ends of an alphabet, the markers.
+EDGES = [
+    # printable ASCII version characters (BitBuddy: pid[3] '.' pid[4:7]): '!' and '~' are
+    # the ends of the range; space, DEL and a C1 byte are not version characters
+    (pid(b"-BB!~!~-"), "BitBuddy !.~!~"),
+    (pid(b"-BB1 23-"), "BitBuddy"),
+    (pid(b"-BB1\x7f23-"), "BitBuddy"),
+    (pid(b"-BB1\x8023-"), "BitBuddy"),
+    # two decimal digits major, two minor: both fields read, each must be digits
+    (pid(b"-BC1203-"), "BitComet 12.03"),
+    (pid(b"-BC02x0-"), "BitComet"),
+    (pid(b"-BCx200-"), "BitComet"),
+    (pid(b"-WW1208-"), "WebTorrent 12.8"),
+    (b"TIX0203", "Tixati 2.03"),
+    (b"TIX020", None),
+    # uTorrent: hex digits (either case); an unframed id has its marker at pid[7]
+    (pid(b"-UT7A5S-"), "\u00b5Torrent 7.10.5"),
+    (b"-UT3510B", "\u00b5Torrent 3.5.10 (Beta)"),
+    (pid(b"-UT3510B"), "\u00b5Torrent 3.5.10 (Beta)"),
+    (pid(b"-UT3g5B-"), "\u00b5Torrent"),
+    # KTorrent dev/RC: both the version and the number must be base-62 digits
+    (pid(b"-KT!2D1-"), "KTorrent"),
+    (pid(b"-KT22D!-"), "KTorrent"),
+    (pid(b"-KT22\x00\x00-"), "KTorrent"),
+    (pid(b"-CT1204-"), "CTorrent 1.2.04"),
+    (pid(b"-CT12x4-"), "CTorrent"),
+    (pid(b"-CT!204-"), "CTorrent"),
+    (pid(b"-XX0025-"), "Xtorrent 0.0 (25)"),
+    (pid(b"-XX!!25-"), "Xtorrent"),
+    (pid(b"-XX00x5-"), "Xtorrent"),
+    (pid(b"-PIa120-"), "PicoTorrent 36.12.0"),
+    (pid(b"-PI01!0-"), "PicoTorrent"),
+    # one-off prefixes, at the length that holds the version and one byte shorter
+    (b"exbc\x00\x38", "BitComet 0.56"),
+    (b"exbc\x00", None),
+    (b"XBT054d", "XBT Client 0.5.4 (Debug)"),
+    (b"XBT054", None),
+    (b"XBT0x4-", None),
+    (b"OP7685", "Opera build 7685"),
+    (b"OP768", None),
+    (pid(b"OPx685"), None),
+    (pid(b"-BOW123-"), "Bits on Wheels 1.2.3"),
+    (b"-BOW12", None),
+    (pid(b"-BOW1\x7f3-"), None),
+    (b"DNA010203", "BitTorrent DNA 1.2.3"),
+    (b"DNA01020", None),
+    (pid(b"DNA01x203"), None),
+    (b"Plus123", "Plus! 1.23"),
+    (b"Plus12", "Plus!"),
+    (pid(b"Plusx23"), "Plus!"),
+    (pid(b"Plus1x3"), "Plus!"),
+    (pid(b"Plus---"), "Plus!"),
+    (b"QVOD0054", "QVOD 0.0.5.4"),
+    (b"QVOD005", None),
+    (pid(b"QVODA0z4"), "QVOD 10.0.61.4"),
+    (b"\x00\x03BS", "BitSpirit 3"),
+    (b"\x01\x03BS" + bytes(16), None),
+    # Shadow: every version character from the 64-character alphabet, dashes stripped
+    (pid(b"S4X------"), "Shadow 4.33"),
+    (pid(b"S5!B-----"), None),
+    (pid(b"S--------"), None),
+]
+
+
+@pytest.mark.parametrize("peer_id,expected", EDGES, ids=[repr(p) for p, _ in EDGES])
+def test_layout_edges(peer_id, expected):
+    assert identify(peer_id) == expected
+
+
 UNKNOWN = [
     b"",
     b"-",

@@ -17,7 +17,7 @@ from conftest import wild
 from inspector import events as ev
 from inspector import extensions
 from inspector.extensions import (
-    MAX_DEPTH, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
+    MAX_DEPTH, MAX_DICT_PREFIX, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
     describe, extension_names, json_safe, set_limits,
 )
 
@@ -100,6 +100,35 @@ def test_bdecode_prefix_e_inside_the_dict():
 def test_bdecode_prefix_whole_body():
     head = wb.bencode({b"a": 1})
     assert bdecode_prefix(head) == ({b"a": 1}, len(head), ())
+
+
+def test_bdecode_prefix_keeps_a_well_formed_dict_on_the_strict_decoder(monkeypatch):
+    """The docstring's promise: each candidate end is tried with fastbencode, so the
+    lenient decoder (a Python loop) never sees a well-formed body, even when the first
+    'e' is not the dictionary's end and the trailing data is full of 'e's."""
+    def lenient(*_args, **_kwargs):
+        raise AssertionError("the lenient decoder was reached")
+
+    monkeypatch.setattr(extensions, "_lenient", lenient)
+    head = wb.bencode({b"a": 1, b"msg_type": 1, b"piece": 7})
+    assert bdecode_prefix(head + b"piece data e e e") == ({b"a": 1, b"msg_type": 1, b"piece": 7}, len(head), ())
+
+
+def test_bdecode_prefix_reads_at_most_max_dict_prefix_bytes():
+    def body(size: int) -> bytes:  # a dictionary of exactly ``size`` bytes, then piece data
+        filler = size - len(b"d1:a1000:e")
+        return b"d1:a" + str(filler).encode() + b":" + b"x" * filler + b"e" + b"piece data"
+
+    assert len(body(MAX_DICT_PREFIX)) - len(b"piece data") == MAX_DICT_PREFIX
+    value, used, _ = bdecode_prefix(body(MAX_DICT_PREFIX))
+    assert used == MAX_DICT_PREFIX and len(value[b"a"]) == MAX_DICT_PREFIX - 10
+    with pytest.raises(BencodeError, match="^no complete bencoded dictionary at the start of the body"):
+        bdecode_prefix(body(MAX_DICT_PREFIX + 1))
+
+
+def test_bdecode_prefix_names_a_body_that_is_no_dictionary():
+    with pytest.raises(BencodeError, match="^the body does not start with a bencoded dictionary$"):
+        bdecode_prefix(b"li1ee")
 
 
 @pytest.mark.parametrize("body", [b"", b"d", b"d1:ai1e", b"junk e here", b"eeee", b"d3:abc" + b"x" * 2000 + b"e"])
@@ -232,6 +261,8 @@ def test_wide_unsorted_body_decodes_in_linear_time():
 def test_describe_names_three_and_counts_the_rest():
     assert describe(("a", "b")) == "a; b"
     assert describe(("a", "b", "c", "d", "e")) == "a; b; c (and 2 more)"
+    assert describe(("a", "b", "c")) == "a; b; c"
+    assert describe(("a", "b", "c", "d")) == "a; b; c (and 1 more)"
 
 
 def test_long_duplicate_key_shortened_in_the_deviation():
@@ -332,15 +363,21 @@ def test_ut_holepunch(payload, expected):
 
 
 @pytest.mark.parametrize(
-    "payload",
-    [b"", b"\x00", _holepunch(2, "198.51.100.1", 9, None), _holepunch(0, "1.2.3.4", 9, 0) + b"\x00",
-     bytes([0, 2]) + bytes(10), _holepunch(0, "::1", 9, 0)[:-5]],
-    ids=["empty", "one_byte", "error_without_code", "one_byte_too_many", "addr_type_2", "v6_cut_short"],
+    "payload, message",
+    [(b"", "ut_holepunch body of 0 bytes, shorter than its header"),
+     (b"\x00", "ut_holepunch body of 1 bytes, shorter than its header"),
+     (b"\x00\x00", "ut_holepunch msg_type 0 body of 2 bytes, expected 8 or 12"),
+     (_holepunch(2, "198.51.100.1", 9, None), "ut_holepunch msg_type 2 body of 8 bytes, expected 12"),
+     (_holepunch(0, "1.2.3.4", 9, 0) + b"\x00", "ut_holepunch msg_type 0 body of 13 bytes, expected 8 or 12"),
+     (bytes([0, 2]) + bytes(10), "ut_holepunch addr_type 2, expected 0 (IPv4) or 1 (IPv6)"),
+     (_holepunch(0, "::1", 9, 0)[:-5], "ut_holepunch msg_type 0 body of 19 bytes, expected 20 or 24")],
+    ids=["empty", "one_byte", "header_only", "error_without_code", "one_byte_too_many", "addr_type_2",
+         "v6_cut_short"],
 )
-def test_ut_holepunch_malformed(payload):
+def test_ut_holepunch_malformed(payload, message):
     with pytest.raises(BodyError) as caught:
         decode_body("ut_holepunch", payload)
-    assert caught.value.kind == "malformed"
+    assert caught.value.kind == "malformed" and str(caught.value) == message
 
 
 def test_binary_names_only_by_name():
