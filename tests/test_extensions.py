@@ -220,6 +220,23 @@ def test_leading_zeros_tolerated_as_libtorrent_does(body, value, deviation):
 
 
 @pytest.mark.parametrize(
+    "digits, expected",
+    [(20, None), (21, "bad integer '999999999999999999999' at byte 10"),
+     (22, "integer at byte 10 unterminated or longer than 20 digits")],
+)
+def test_lenient_integer_bound_of_twenty_digits(digits, expected):
+    """Keys out of order send the body to the lenient decoder; it looks for an integer's
+    'e' only as far as twenty digits (and a sign) can reach, naming which bound broke."""
+    body = b"d1:bi1e1:ai" + b"9" * digits + b"ee"
+    if expected is None:
+        assert bdecode(body) == ({b"b": 1, b"a": int("9" * digits)}, ("dict keys out of order",))
+    else:
+        with pytest.raises(BencodeError) as caught:
+            bdecode(body)
+        assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(
     "body",
     [b"d1:bi1e1:a", b"d1:bi1e1:ai2e", b"d1:bi1e1:a5:abce", b"d1:bi1ei1ei2ee", b"d1:bi1e1:aie",
      b"d1:bi1e1:ai-e", b"d1:bi1e1:ai1-2ee", b"d1:bi1e1:ai+1ee", b"d1:bi1e1:ai 1ee", b"d1:bi1e1:a-1:xe",
