@@ -151,7 +151,7 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
     every key is compared once with its predecessor, so the work is linear.
     Returns the value, where it ended, and the deviations (in first-seen order).
     """
-    deviations: dict[str, None] = {}
+    deviations: dict[str, None] = {}  # an ordered set: setdefault adds each deviation once
     stack: list[_Frame] = []
     pos, end, tokens = 0, len(body), 0
     while True:
@@ -176,9 +176,9 @@ def _lenient(body: bytes, whole: bool) -> tuple[object, int, tuple[str, ...]]:
                 raise BencodeError(f"dictionary key is not a string (byte {pos})")
             key, pos = _string(body, pos, deviations)
             if key in top.value:
-                deviations[f"duplicate key {_text(key[:MAX_KEY_SHOWN])!r}"] = None
+                deviations.setdefault(f"duplicate key {_text(key[:MAX_KEY_SHOWN])!r}")
             elif top.last is not None and key < top.last:
-                deviations["dict keys out of order"] = None
+                deviations.setdefault("dict keys out of order")
             top.last = top.pending = key
             continue
         elif c in (_D, _L):
@@ -214,9 +214,9 @@ def _integer(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[int, i
     if not digits.isdigit() or len(digits) > MAX_DIGITS:
         raise BencodeError(f"bad integer {_text(text)!r} at byte {pos}")
     if len(digits) > 1 and digits[0] == _ZERO:
-        deviations["leading zero in integer"] = None
+        deviations.setdefault("leading zero in integer")
     elif digits == b"0" and text[:1] == b"-":
-        deviations["negative zero"] = None
+        deviations.setdefault("negative zero")
     return int(text), stop + 1
 
 
@@ -225,7 +225,7 @@ def _string(body: bytes, pos: int, deviations: dict[str, None]) -> tuple[bytes, 
     if colon == -1 or not body[pos:colon].isdigit():
         raise BencodeError(f"string length at byte {pos} without ':'")
     if colon - pos > 1 and body[pos] == _ZERO:
-        deviations["leading zero in string length"] = None
+        deviations.setdefault("leading zero in string length")
     start = colon + 1
     stop = start + int(body[pos:colon])
     if stop > len(body):

@@ -17,7 +17,7 @@ from conftest import wild
 from inspector import events as ev
 from inspector import extensions
 from inspector.extensions import (
-    MAX_DEPTH, MAX_DICT_PREFIX, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
+    MAX_DEPTH, MAX_DICT_PREFIX, MAX_KEY_SHOWN, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
     describe, extension_names, json_safe, set_limits,
 )
 
@@ -234,6 +234,41 @@ def test_lenient_integer_bound_of_twenty_digits(digits, expected):
         with pytest.raises(BencodeError) as caught:
             bdecode(body)
         assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [(b"d1:bi1e1:a", "data ends inside a value (at byte 10)"),
+     (b"e", "unexpected 'e' at byte 0"),
+     (b"d1:bi1e1:ae", "dictionary key 'a' without a value (at byte 10)"),
+     (b"d1:bi1e100:" + b"k" * 100 + b"e",
+      f"dictionary key {'k' * MAX_KEY_SHOWN!r} without a value (at byte 111)"),
+     (b"d1:bi1ei1ei2ee", "dictionary key is not a string (byte 7)"),
+     (b"d1:bi1e1:ax1:ye", "unexpected byte b'x' at byte 10"),
+     (b"d1:bi1e1:ai1eejunk", "4 bytes of junk after the value"),
+     (b"d1:bi1e1:a12345", "string length at byte 10 without ':'"),
+     (b"d1:bi1e1:a5:abce", "string at byte 10 runs 1 bytes past the end"),
+     # a length of 20 digits is read (and runs far past the end); of 21, its ':' is not looked for
+     (b"d1:bi1e1:a" + b"9" * 20 + b":xe", "string at byte 10 runs 99999999999999999997 bytes past the end"),
+     (b"d1:bi1e1:a" + b"0" * 20 + b"1:xe", "string length at byte 10 without ':'"),
+     (b"d1:bi1e1:a" + b"9" * 30 + b":xe", "string length at byte 10 without ':'")],
+    ids=["ends_inside", "stray_e", "key_without_value", "long_key_without_value", "int_key", "bad_byte",
+         "junk_after", "length_without_colon", "string_past_end", "20_digit_length", "21_digit_length",
+         "30_digit_length"],
+)
+def test_lenient_decoder_says_what_is_wrong_and_where(body, message):
+    """The message becomes a finding's detail: each names the fault and its byte, counted by
+    hand here from the body's layout."""
+    with pytest.raises(BencodeError) as caught:
+        bdecode(body)
+    assert str(caught.value) == message
+
+
+def test_leading_zero_in_a_key_length_is_a_deviation_too():
+    assert bdecode(b"d1:bi1e01:ai1ee") == ({b"b": 1, b"a": 1},
+                                          ("leading zero in string length", "dict keys out of order"))
+    assert bdecode(b"d1:bi1e1:a" + b"0" * 19 + b"1:xe") == ({b"b": 1, b"a": b"x"},
+                                                          ("dict keys out of order", "leading zero in string length"))
 
 
 @pytest.mark.parametrize(

@@ -93,6 +93,30 @@ def test_duplicate_of_buffered_segment_delivered_once():
     assert d.retransmissions == 1 and d.offset == 6 and d.pending_bytes == 0
 
 
+def test_copies_and_overlaps_of_buffered_bytes_are_counted_as_they_arrive():
+    """Counted when each copy arrives, before anything is released; runs stay disjoint
+    and never adjacent (a segment joining two runs leaves one)."""
+    d = opened(0)
+
+    def counts():
+        return d.retransmissions, d.overlaps, d.pending_segments, d.pending_bytes, len(d.pending)
+
+    d.segment(4, b"def")  # offsets 3..6
+    d.segment(4, b"def")  # the same again
+    assert counts() == (1, 0, 1, 3, 1)
+    d.segment(5, b"ef")  # inside it, ending where it ends
+    d.segment(4, b"de")  # inside it, starting where it starts
+    assert counts() == (3, 0, 1, 3, 1)
+    d.segment(3, b"cdefg")  # 2..7: one new byte at each end
+    assert counts() == (3, 1, 3, 5, 1)
+    d.segment(9, b"ij")  # 8..10: a run of its own
+    assert counts() == (3, 1, 4, 7, 2)
+    d.segment(8, b"hi")  # 7..9: continues 2..7 and overlaps 8..10, joining them
+    assert counts() == (3, 2, 5, 8, 1)
+    assert joined(d.segment(1, b"ab")) == b"abcdefghij"
+    assert counts() == (3, 2, 0, 0, 0)
+
+
 def test_overlap_with_delivered_bytes_first_copy_wins():
     d = opened(0)
     assert nonempty(d.segment(1, b"0123456789")) == [b"0123456789"]

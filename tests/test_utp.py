@@ -514,6 +514,19 @@ def test_stale_and_absurd_ack_nrs_are_ignored():
     assert bare(d.ack(3)) == [LOST, b"c"]
 
 
+@pytest.mark.parametrize("ack_nr, believed", [(7, True), (8, False)])
+def test_ack_nr_is_believed_up_to_the_packets_seen_plus_the_buffer_bound(ack_nr, believed):
+    """seen is 3 (packet 3 captured) and the bound 4 packets: an ack of 7 could be true
+    of packets the capture missed, an ack of 8 could not."""
+    d = UtpDirection(max_pending_packets=4)
+    d.syn(0)
+    d.segment(ST_DATA, 3, b"c")
+    if believed:
+        assert bare(d.ack(ack_nr)) == [LOST, b"c"] and d.acked == ack_nr
+    else:
+        assert d.ack(ack_nr) == [] and d.acked == 0 and d.pending
+
+
 def test_ack_nr_across_the_wrap():
     d = UtpDirection()
     d.syn(0xFFFD)
