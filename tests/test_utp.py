@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from conftest import SHARED_CAPTURES, module_scope
 from inspector import utp
+from inspector.limits import Budget
 from inspector.utp import (
     LOST, ST_DATA, ST_FIN, ST_RESET, ST_STATE, ST_SYN, UtpDirection, connection_key, is_syn, parse,
 )
@@ -370,6 +371,93 @@ def test_packet_count_bound_exceeded_gives_minus_one_and_resumes():
     assert stream(out) == [LOST, b"ce", LOST, b"g"]
     assert (d.holes, d.lost_packets, d.next_seq) == (2, 3, 108)
     assert bare(d.segment(ST_DATA, 108, b"h")) == [b"h"]
+
+
+# A loss is declared at the packet (or ack, or end of capture) that revealed it: its
+# frame and time are the ones a user is pointed to; buffered packets keep their own.
+
+
+def test_losses_carry_the_frame_that_revealed_them_and_buffered_packets_their_own():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.ack(2) == []  # nothing waits: remembered
+    assert d.segment(ST_DATA, 5, b"e", frame=4, ts=0.4) == [(LOST, 4, 0.4)]  # 1 and 2 acked, never seen
+    assert d.segment(ST_DATA, 7, b"g", frame=6, ts=0.6) == ()
+    assert d.flush(frame=9, ts=0.9) == [(LOST, 9, 0.9), (b"e", 4, 0.4), (LOST, 9, 0.9), (b"g", 6, 0.6)]
+    assert (d.holes, d.lost_packets, d.index, d.next_seq) == (3, 5, 7, 8)  # 1, 2; 3, 4; 6
+
+
+def test_without_a_frame_and_time_deliveries_carry_frame_zero_at_time_zero():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.segment(ST_DATA, 1, b"a") == ((b"a", 0, 0.0),)
+    d.segment(ST_DATA, 3, b"c")
+    assert d.flush() == [(LOST, 0, 0.0), (b"c", 0, 0.0)]
+
+
+def test_flush_declares_only_the_gaps_before_buffered_packets():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 3, b"c")
+    assert bare(d.flush()) == [LOST, b"c"]
+    assert (d.lost_packets, d.holes, d.index, d.next_seq) == (2, 1, 3, 4)
+    assert d.flush() == []
+
+
+def test_an_empty_packet_delivers_no_empty_chunk():
+    d = UtpDirection()
+    d.syn(0)
+    d.segment(ST_DATA, 3, b"c", frame=3)
+    d.segment(ST_DATA, 1, b"a", frame=1)
+    assert d.segment(ST_DATA, 2, b"", frame=2) == [(b"c", 3, 0.0)]
+    assert d.index == 3 and d.packets == 3
+
+
+@pytest.mark.parametrize("extra, flushed", [(b"", False), (b"x", True)])
+def test_byte_bound_is_exceeded_only_past_it(extra, flushed):
+    d = UtpDirection(max_pending=5)
+    d.syn(0)
+    d.segment(ST_DATA, 3, b"ccc")
+    out = d.segment(ST_DATA, 5, b"ee" + extra, frame=8, ts=0.8)  # 5 bytes waiting: at the bound
+    if flushed:
+        assert out == [(LOST, 8, 0.8), (b"ccc", 0, 0.0), (LOST, 8, 0.8), (b"eex", 8, 0.8)]
+        assert d.limit_hit == "ooo" and d.pending_bytes == 0
+    else:
+        assert out == () and d.limit_hit is None and d.pending_bytes == 5
+
+
+@pytest.mark.parametrize("extra, flushed", [(b"", False), (b"x", True)])
+def test_shared_budget_is_exceeded_only_past_it(extra, flushed):
+    budget = Budget(5)
+    d = UtpDirection(budget=budget)
+    d.syn(0)
+    d.segment(ST_DATA, 3, b"ccc")
+    out = d.segment(ST_DATA, 5, b"ee" + extra, frame=8, ts=0.8)
+    if flushed:
+        assert out == [(LOST, 8, 0.8), (b"ccc", 0, 0.0), (LOST, 8, 0.8), (b"eex", 8, 0.8)]
+        assert d.limit_hit == "ooo_total" and budget.used == 0
+    else:
+        assert out == () and d.limit_hit is None and budget.used == 5
+
+
+def test_seen_is_just_past_the_highest_packet_captured():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.seen == 0
+    d.segment(ST_DATA, 3, b"c")  # index 2
+    assert d.seen == 3
+    d.segment(ST_DATA, 4, b"d")  # index 3, right after the highest
+    assert d.seen == 4
+    d.segment(ST_DATA, 2, b"b")  # below it
+    assert d.seen == 4
+
+
+@pytest.mark.parametrize("ack_nr, believed", [(4, True), (5, False)])
+def test_before_any_packet_an_ack_is_believed_up_to_the_buffer_bound(ack_nr, believed):
+    d = UtpDirection(max_pending_packets=4)
+    d.syn(0)
+    assert d.ack(ack_nr) == []
+    assert d.acked == (ack_nr if believed else 0)
 
 
 def test_fin_in_order():
