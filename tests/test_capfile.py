@@ -177,6 +177,92 @@ def test_pcap_record_larger_than_a_chunk(tmp_path, monkeypatch):
     assert cf.warnings == []
 
 
+# ---------------------------------------------------------------- --max-record
+
+
+def read_limited(path, max_record: int) -> tuple[list, CaptureFile]:
+    cf = CaptureFile(path, max_record=max_record)
+    with cf:
+        frames = list(cf)
+    return frames, cf
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 16], ids=["records_past_the_buffer", "records_in_the_buffer"])
+def test_pcap_records_over_max_record_are_skipped_as_empty_frames(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(capfile, "CHUNK", chunk)
+    recs = [(1, 0, b"a" * 10), (2, 0, b"b" * 500), (3, 0, b"c" * 100), (4, 0, b"d" * 101), (5, 0, b"e" * 10)]
+    frames, cf = read_limited(write(tmp_path, pcap(recs)), 100)
+    assert [(ts, data) for ts, _lt, data in frames] == [
+        (1.0, b"a" * 10), (2.0, b""), (3.0, b"c" * 100), (4.0, b""), (5.0, b"e" * 10)]
+    assert cf.skipped == [2, 4] and cf.frame_count == 5
+    assert cf.warnings == ["2 records longer than the largest record read (--max-record 100) were skipped: "
+                           "frames 2, 4"]
+
+
+def test_skipped_records_beyond_the_listed_twenty_are_counted_not_named(tmp_path):
+    recs = [(i, 0, b"x" * 50) for i in range(1, 23)]
+    frames, cf = read_limited(write(tmp_path, pcap(recs)), 49)
+    assert len(frames) == 22 and cf.skipped == list(range(1, 21))
+    names = ", ".join(str(i) for i in range(1, 21))
+    assert cf.warnings == [f"22 records longer than the largest record read (--max-record 49) were skipped: "
+                           f"frames {names}, ..."]
+
+
+def test_pcap_skipped_record_cut_by_the_end_of_the_file(tmp_path):
+    content = pcap([(1, 0, b"a" * 10), (2, 0, b"b" * 500)])[:-300]  # record 2 at byte 50, 216 of 516 bytes
+    frames, cf = read_limited(write(tmp_path, content), 100)
+    assert [data for _ts, _lt, data in frames] == [b"a" * 10, b""]
+    assert cf.warnings[0] == ("capture cut short: record 2 at byte offset 50 is truncated (needed 516 bytes, "
+                              "216 left); decoded the 2 frames before it")
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 16], ids=["blocks_past_the_buffer", "blocks_in_the_buffer"])
+def test_pcapng_blocks_over_max_record_are_skipped(tmp_path, monkeypatch, chunk):
+    """Packet blocks become empty frames; another big block (here of an unknown type)
+    is read past without a frame, as any unknown block is."""
+    monkeypatch.setattr(capfile, "CHUNK", chunk)
+    big_unknown = block("<", 0x0BAD, bytes(600))
+    content = (shb() + idb() + epb("<", 0, 1_000_000, b"a" * 10) + epb("<", 0, 2_000_000, b"b" * 500)
+               + big_unknown + spb("<", b"c" * 400) + opb("<", 0, 3_000_000, b"d" * 300)
+               + epb("<", 0, 4_000_000, b"e" * 10))
+    frames, cf = read_limited(write(tmp_path, content), 100)
+    assert [data for _ts, _lt, data in frames] == [b"a" * 10, b"", b"", b"", b"e" * 10]
+    assert cf.skipped == [2, 3, 4]
+    assert cf.warnings == ["3 records longer than the largest record read (--max-record 100) were skipped: "
+                           "frames 2, 3, 4"]
+
+
+def test_pcapng_skipped_block_cut_by_the_end_of_the_file(tmp_path):
+    head = shb() + idb() + epb("<", 0, 1_000_000, b"a" * 10)
+    big = epb("<", 0, 2_000_000, b"b" * 500)
+    frames, cf = read_limited(write(tmp_path, head + big[:-100]), 100)
+    assert [data for _ts, _lt, data in frames] == [b"a" * 10, b""]
+    assert cf.warnings[0] == (f"capture cut short: block at byte offset {len(head)} is truncated "
+                              f"(needed {len(big)} bytes, {len(big) - 100} left); decoded the 2 frames before it")
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_position_is_the_bytes_of_the_file_read(tmp_path):
+    content = pcap([(1, 0, b"a" * 1000)] * 200)
+    path = write(tmp_path, content)
+    cf = CaptureFile(path)
+    assert 0 < cf.position() <= len(content)
+    assert len(list(cf)) == 200
+    assert cf.position() == len(content)
+    cf.close()
+    assert cf.position() == 0
+
+
+def test_position_of_a_gzip_capture_counts_compressed_bytes(tmp_path):
+    packed = gzip.compress(pcap([(1, 0, os.urandom(1000))] * 200))
+    cf = CaptureFile(write(tmp_path, packed, "cap.gz"))
+    assert len(list(cf)) == 200
+    assert cf.position() == len(packed)
+    cf.close()
+
+
 # ---------------------------------------------------------------- pcapng
 
 
