@@ -1,15 +1,14 @@
 """The decoder's bounds at work in small captures, in process: the out-of-order limits
-(per direction, over all flows, TCP and uTP), frames larger than a slice, and holes before
-a stream is recognised. ``test_hostile.py`` runs the same bounds at size through the CLI
+(per direction, over all flows, TCP and uTP) and frames larger than a slice.
+``test_hostile.py`` runs the same bounds at size through the CLI
 under memory limits; these say exactly what is reported, and where.
 """
 from __future__ import annotations
 
-
 import hostile as h
+from conftest import bt_handshake, write_packets
 from inspector.limits import Limits
 from inspector.pipeline import SLICE, CaptureDecode
-from conftest import bt_handshake, write_packets
 from test_pipeline import HASH, PEER_A, ST_DATA, ST_STATE, ST_SYN, udp_packets, utp
 
 
