@@ -286,6 +286,34 @@ def test_hole_is_listed_in_sessions_output(tmp_path):
     assert s["messages"]["b"] == {"handshake": 1, "have": 1, "piece": 1, "unchoke": 1}
 
 
+def test_hole_in_an_encrypted_session_is_noted_where_the_peer_acknowledged_it(tmp_path):
+    rng = random.Random(1)
+    conv = TcpConversation().open()
+    conv.send(0, rng.randbytes(200))
+    conv.send(1, rng.randbytes(180))
+    segments = conv.send(0, rng.randbytes(3000), mss=1000)
+    conv.close()  # b's FIN (frame 9 once the segment is gone) acknowledges all of a's bytes
+    _, _, sessions = decode_capture(conv.write(tmp_path / "mse.pcap", [p for p in conv.packets
+                                                                      if p is not segments[1]]))
+    (s,) = sessions
+    assert s.encrypted and s.sides[0].stream_bytes == 2200
+    assert [(f.kind, f.side, f.frame, f.detail) for f in s.findings] == [("hole", "a", 9, "1000 bytes not captured")]
+
+
+def test_hole_while_the_first_bytes_are_still_being_recognised(tmp_path):
+    conv = TcpConversation().open()
+    segments = conv.send(0, bt_handshake(HASH, PEER_A), mss=20)  # frames 4..7
+    conv.send(1, bt_handshake(HASH, PEER_B))
+    conv.send(0, bt_msg(2))
+    conv.close()
+    messages, _, sessions = decode_capture(conv.write(tmp_path / "probe.pcap", [p for p in conv.packets
+                                                                               if p is not segments[1]]))
+    (s,) = sessions
+    assert [(f.kind, f.side, f.frame, f.detail) for f in s.findings] == [
+        ("hole", "a", 7, "20 bytes not captured inside the handshake; framing kept")]
+    assert types(messages) == [(1, "handshake"), (0, "interested")]
+
+
 @pytest.mark.parametrize("start", ["first-data", "syn-ack"])
 def test_capture_starting_mid_connection(tmp_path, start):
     conv = talk(TcpConversation().open()).close()
