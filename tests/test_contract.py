@@ -419,6 +419,18 @@ def test_sessions_text_of_an_encrypted_session():
     ]
 
 
+def test_sessions_text_of_a_peer_id_no_client_table_knows(tmp_path):
+    """A peer id was seen but names no known client: 'unknown client', not '-' (no id seen)."""
+    conn = hostile.Conn(a=A[0], b=B[0], aport=A[1], bport=B[1], t0=T0).open()
+    conn.emit(0, hostile.PSH, wb.handshake(INFO_HASH, b"\x01" * 20))
+    conn.emit(1, hostile.PSH, wb.handshake(INFO_HASH, b"-TR3000-bbbbbbbbbbbb"))
+    conn.close()
+    lines = btshark_ok("read", hostile.write_pcap(tmp_path / "unknown.pcap", conn.frames), "--sessions").stdout
+    a, b = lines.splitlines()[1:3]
+    assert a.startswith(f"    a: {A_ADDR} unknown client  1 messages")
+    assert b.startswith(f"    b: {B_ADDR} Transmission 3.00  1 messages")
+
+
 def test_sessions_json_is_indented_and_jsonl_is_one_compact_line_each(every_type, partial):
     """``--sessions -T json``: one array, two-space indent; ``-T jsonl``: a compact line a session."""
     for capture in (every_type, partial[0], CAPTURES / "libtorrent-mse.pcap"):
