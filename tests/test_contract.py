@@ -431,6 +431,15 @@ def test_sessions_text_of_a_peer_id_no_client_table_knows(tmp_path):
     assert b.startswith(f"    b: {B_ADDR} Transmission 3.00  1 messages")
 
 
+def test_text_times_count_from_a_first_frame_stamped_at_the_epoch(tmp_path):
+    """A first frame at time 0 is a first frame like any other (0 is no missing time)."""
+    conn = hostile.Conn(a=A[0], b=B[0], aport=A[1], bport=B[1], t0=-0.001).open()  # SYN at 0.000
+    conn.emit(0, hostile.PSH, wb.handshake(INFO_HASH, b"-TR3000-aaaaaaaaaaaa"))
+    conn.emit(1, hostile.PSH, wb.handshake(INFO_HASH, b"-TR3000-bbbbbbbbbbbb"))
+    lines = btshark_ok("read", hostile.write_pcap(tmp_path / "epoch.pcap", conn.frames)).stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [["4", "0.003000"], ["5", "0.004000"]]
+
+
 def test_sessions_json_is_indented_and_jsonl_is_one_compact_line_each(every_type, partial):
     """``--sessions -T json``: one array, two-space indent; ``-T jsonl``: a compact line a session."""
     for capture in (every_type, partial[0], CAPTURES / "libtorrent-mse.pcap"):

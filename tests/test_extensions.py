@@ -102,6 +102,11 @@ def test_bdecode_prefix_whole_body():
     assert bdecode_prefix(head) == ({b"a": 1}, len(head), ())
 
 
+def test_extension_names_skip_an_id_that_is_no_integer_and_read_on():
+    m = {"ut_pex": "1", "lt_donthave": True, "ut_metadata": 3}
+    assert extension_names({"m": m}) == {3: "ut_metadata"}
+
+
 def test_bdecode_prefix_keeps_a_well_formed_dict_on_the_strict_decoder(monkeypatch):
     """The docstring's promise: each candidate end is tried with fastbencode, so the
     lenient decoder (a Python loop) never sees a well-formed body, even when the first

@@ -117,6 +117,23 @@ def test_copies_and_overlaps_of_buffered_bytes_are_counted_as_they_arrive():
     assert counts() == (3, 2, 0, 0, 0)
 
 
+def test_buffered_copies_of_bytes_delivered_meanwhile_are_retransmissions_each():
+    d = opened(0)
+    d.segment(4, b"def")  # offsets 3..6
+    d.segment(7, b"gh")  # 6..8, continuing the same run
+    assert joined(d.segment(1, b"abcdefgh")) == b"abcdefgh"  # delivers 0..8 itself
+    assert (d.retransmissions, d.overlaps, d.pending_segments, d.offset) == (2, 0, 0, 8)
+
+
+def test_flush_stamps_its_holes_with_the_frame_and_time_given():
+    d = opened(0)
+    d.segment(4, b"def", frame=2, ts=0.2)
+    assert d.flush(frame=9, ts=0.9) == [(3, 9, 0.9), (b"def", 2, 0.2)]
+    d = opened(0)
+    d.segment(4, b"def")
+    assert d.flush() == [(3, 0, 0.0), (b"def", 0, 0.0)]  # without them: frame 0 at time 0
+
+
 def test_overlap_with_delivered_bytes_first_copy_wins():
     d = opened(0)
     assert nonempty(d.segment(1, b"0123456789")) == [b"0123456789"]
