@@ -225,7 +225,7 @@ def _whole(head: bytes) -> bytes:
     return (head + b"0123456789abcdefghij")[:20]
 
 
-@pytest.mark.parametrize("head,expected", TRANSMISSION_IDS, ids=[repr(h) for h, _ in TRANSMISSION_IDS])
+@pytest.mark.parametrize("head,expected", TRANSMISSION_IDS, ids=[h.hex() for h, _ in TRANSMISSION_IDS])
 def test_transmission_names_and_versions_whole_ids(head, expected):
     got = identify(_whole(head))
     if head in TRANSMISSION_ID_DIFFERENCES:

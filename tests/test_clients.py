@@ -302,7 +302,7 @@ EDGES = [
 ]
 
 
-@pytest.mark.parametrize("peer_id,expected", EDGES, ids=[repr(p) for p, _ in EDGES])
+@pytest.mark.parametrize("peer_id,expected", EDGES, ids=[p.hex() for p, _ in EDGES])
 def test_layout_edges(peer_id, expected):
     assert identify(peer_id) == expected
 
