@@ -49,7 +49,10 @@ EQUIVALENT = HERE / "equivalent.toml"
 ORDER = ["filters", "frames", "output", "session", "extensions", "clients",
          "capfile", "tcp", "utp", "parser", "pipeline"]
 HUNK = re.compile(r"^@@ -(\d+)")
-SURVIVOR_CODES = (0, 5, 33)  # mutmut's exit codes for 'survived' and 'no tests'
+# mutmut's exit codes for 'survived' and 'no tests', and 255: its runner raised (a test id
+# that pytest could not select, say), which mutmut files under 'timeout' but nothing caught.
+SURVIVOR_CODES = (0, 5, 33, 255)
+RUNNER_ERROR = 255
 
 
 @dataclass
@@ -221,9 +224,9 @@ def collect(module: str, equivalent: dict[str, dict]) -> ModuleResult:
     path = f"inspector/{module}.py"
     defs = def_lines((ROOT / path).read_text())
     for name, code in sorted(meta(module).items(), key=lambda kv: kv[0]):
-        status = status_by_exit_code[code]
+        status = "error" if code == RUNNER_ERROR else status_by_exit_code[code]
         result.counts[status] = result.counts.get(status, 0) + 1
-        if status in ("survived", "no tests"):
+        if status in ("survived", "no tests", "error"):
             s = survivor(name, status, path, defs)
             entry = equivalent.get(name)
             if entry:
@@ -274,7 +277,8 @@ def markdown(results: list[ModuleResult], notes: list[str]) -> str:
         "  tests of ../shared/captures run: a `shared` link in the checkout puts it beside mutants/)",
         f"* left out of the oracle (pyproject.toml's --ignore): {left_out}",
         "* score = (killed + timeout) / mutants run; timeout: the tests looped until mutmut's CPU",
-        "  limit stopped them; 'no tests' (no oracle test calls the function) counts as a survivor;",
+        "  limit stopped them; 'no tests' (no oracle test calls the function) and 'error' (mutmut's",
+        "  runner raised, which mutmut itself files as a timeout) count as survivors;",
         "  the last column leaves the survivors judged equivalent out of the mutants run",
         *[f"* {note}" for note in notes],
         "",
