@@ -268,6 +268,8 @@ EDGES = [
     (pid(b"-XX0025-"), "Xtorrent 0.0 (25)"),
     (pid(b"-XX!!25-"), "Xtorrent"),
     (pid(b"-XX00x5-"), "Xtorrent"),
+    (pid(b"-XX00:5-"), "Xtorrent"),  # ':' and '/' border the digits
+    (pid(b"-XX00/5-"), "Xtorrent"),
     (pid(b"-PIa120-"), "PicoTorrent 36.12.0"),
     (pid(b"-PI01!0-"), "PicoTorrent"),
     # one-off prefixes, at the length that holds the version and one byte shorter

@@ -121,14 +121,20 @@ def test_bdecode_prefix_keeps_a_well_formed_dict_on_the_strict_decoder(monkeypat
 
 def test_bdecode_prefix_reads_at_most_max_dict_prefix_bytes():
     def body(size: int) -> bytes:  # a dictionary of exactly ``size`` bytes, then piece data
-        filler = size - len(b"d1:a1000:e")
-        return b"d1:a" + str(filler).encode() + b":" + b"x" * filler + b"e" + b"piece data"
+        filler = size - len(b"d1:a1000:e")  # of 'e's: every one a candidate end that fails
+        return b"d1:a" + str(filler).encode() + b":" + b"e" * filler + b"e" + b"piece data"
 
     assert len(body(MAX_DICT_PREFIX)) - len(b"piece data") == MAX_DICT_PREFIX
     value, used, _ = bdecode_prefix(body(MAX_DICT_PREFIX))
     assert used == MAX_DICT_PREFIX and len(value[b"a"]) == MAX_DICT_PREFIX - 10
     with pytest.raises(BencodeError, match="^no complete bencoded dictionary at the start of the body"):
         bdecode_prefix(body(MAX_DICT_PREFIX + 1))
+
+
+def test_bdecode_prefix_leaves_a_body_past_the_depth_limit_to_the_bounded_decoder():
+    body = b"d1:a" + b"l" * (MAX_DEPTH + 5) + b"e" * (MAX_DEPTH + 5) + b"e"
+    with pytest.raises(LimitError, match="nested deeper than the bencode depth limit"):
+        bdecode_prefix(body + b"piece data")
 
 
 def test_bdecode_prefix_names_a_body_that_is_no_dictionary():
@@ -251,6 +257,7 @@ def test_lenient_integer_bound_of_twenty_digits(digits, expected):
      (b"d1:bi1ei1ei2ee", "dictionary key is not a string (byte 7)"),
      (b"d1:bi1e1:ax1:ye", "unexpected byte b'x' at byte 10"),
      (b"d1:bi1e1:ai1eejunk", "4 bytes of junk after the value"),
+     (b"d1:bi1e1:aiee", "bad integer '' at byte 10"),
      (b"d1:bi1e1:a12345", "string length at byte 10 without ':'"),
      (b"d1:bi1e1:a5:abce", "string at byte 10 runs 1 bytes past the end"),
      # a length of 20 digits is read (and runs far past the end); of 21, its ':' is not looked for
@@ -258,7 +265,7 @@ def test_lenient_integer_bound_of_twenty_digits(digits, expected):
      (b"d1:bi1e1:a" + b"0" * 20 + b"1:xe", "string length at byte 10 without ':'"),
      (b"d1:bi1e1:a" + b"9" * 30 + b":xe", "string length at byte 10 without ':'")],
     ids=["ends_inside", "stray_e", "key_without_value", "long_key_without_value", "int_key", "bad_byte",
-         "junk_after", "length_without_colon", "string_past_end", "20_digit_length", "21_digit_length",
+         "junk_after", "empty_integer", "length_without_colon", "string_past_end", "20_digit_length", "21_digit_length",
          "30_digit_length"],
 )
 def test_lenient_decoder_says_what_is_wrong_and_where(body, message):

@@ -134,6 +134,42 @@ def test_flush_stamps_its_holes_with_the_frame_and_time_given():
     assert d.flush() == [(3, 0, 0.0), (b"def", 0, 0.0)]  # without them: frame 0 at time 0
 
 
+def test_delivered_bytes_reaching_into_a_buffered_segments_cut_leave_only_the_rest_as_a_hole():
+    """A buffered segment of 3 captured bytes and 4 cut by the snap length (offsets 3..10);
+    8 bytes then arrive in order: of the cut, 8..10 is still a hole."""
+    d = opened(0)
+    d.segment(4, b"def", cut=4, frame=2)
+    assert bare(d.segment(1, b"abcdefgh", frame=3)) == [b"abcdefgh", 2]
+    assert (d.holes, d.hole_bytes, d.overlaps, d.offset) == (1, 2, 1, 10)
+
+
+def test_each_buffered_piece_overlapping_delivered_bytes_counts_once():
+    d = opened(0)
+    d.segment(4, b"defg")  # offsets 3..7
+    d.segment(8, b"hij")  # 7..10, the same run
+    assert joined(d.segment(1, b"abcde")) == b"abcdefghij"  # 0..5: overlaps the first piece only
+    assert d.overlaps == 1
+    d = opened(0)
+    d.segment(4, b"def")  # 3..6
+    d.segment(3, b"cd")  # 2..4: overlaps it while buffered
+    assert d.overlaps == 1
+    assert joined(d.segment(1, b"abcd")) == b"abcdef"  # 0..4: 'c' again, and into 'def'
+    assert (d.overlaps, d.retransmissions) == (2, 1)
+
+
+def test_a_fin_resent_with_bytes_already_delivered_ends_the_stream_where_it_ends():
+    d = opened(0)
+    assert joined(d.segment(1, b"abcdef")) == b"abcdef"
+    assert d.segment(4, b"def", fin=True) == ()  # behind: a retransmission carrying the FIN
+    assert d.fin_offset == 6 and d.finished and d.flush() == []
+
+
+def test_an_ack_half_the_sequence_space_away_is_behind_even_with_a_huge_bound():
+    d = opened(0, max_pending=1 << 33)
+    d.segment(1, b"abc")
+    assert d.ack((4 + (1 << 31)) & 0xFFFFFFFF) == [] and d.acked == 0
+
+
 def test_overlap_with_delivered_bytes_first_copy_wins():
     d = opened(0)
     assert nonempty(d.segment(1, b"0123456789")) == [b"0123456789"]
