@@ -141,6 +141,10 @@ def test_delivered_bytes_reaching_into_a_buffered_segments_cut_leave_only_the_re
     d.segment(4, b"def", cut=4, frame=2)
     assert bare(d.segment(1, b"abcdefgh", frame=3)) == [b"abcdefgh", 2]
     assert (d.holes, d.hole_bytes, d.overlaps, d.offset) == (1, 2, 1, 10)
+    d = opened(0)
+    d.segment(4, b"def", cut=4, frame=2)
+    assert bare(d.segment(1, b"abcdef", frame=3)) == [b"abcdef", 4]  # exactly its captured bytes: no empty chunk
+    assert (d.holes, d.hole_bytes, d.offset) == (1, 4, 10)
 
 
 def test_each_buffered_piece_overlapping_delivered_bytes_counts_once():
