@@ -132,6 +132,9 @@ def test_flush_stamps_its_holes_with_the_frame_and_time_given():
     d = opened(0)
     d.segment(4, b"def")
     assert d.flush() == [(3, 0, 0.0), (b"def", 0, 0.0)]  # without them: frame 0 at time 0
+    d = opened(0)
+    d.segment(4, b"def")
+    assert d.ack(4) == [(3, 0, 0.0), (b"def", 0, 0.0)]  # so for an ack
 
 
 def test_delivered_bytes_reaching_into_a_buffered_segments_cut_leave_only_the_rest_as_a_hole():
