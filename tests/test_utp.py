@@ -391,7 +391,9 @@ def test_without_a_frame_and_time_deliveries_carry_frame_zero_at_time_zero():
     d = UtpDirection()
     d.syn(0)
     assert d.segment(ST_DATA, 1, b"a") == ((b"a", 0, 0.0),)
-    assert d.segment(ST_STATE, 2) == () and d.segment(ST_FIN, 2) == () and d.offset == 1  # no data: none
+    fin = UtpDirection()
+    fin.syn(0)
+    assert fin.segment(ST_FIN, 1) == () and fin.offset == 0 and fin.finished  # no data given: none delivered
     d.segment(ST_DATA, 3, b"c")
     assert d.flush() == [(LOST, 0, 0.0), (b"c", 0, 0.0)]
 
