@@ -131,10 +131,11 @@ def test_bdecode_prefix_reads_at_most_max_dict_prefix_bytes():
         bdecode_prefix(body(MAX_DICT_PREFIX + 1))
 
 
-def test_bdecode_prefix_leaves_a_body_past_the_depth_limit_to_the_bounded_decoder():
+@pytest.mark.parametrize("trailing", [b"", b"piece data"], ids=["alone", "before_piece_data"])
+def test_bdecode_prefix_leaves_a_dict_past_the_depth_limit_to_the_bounded_decoder(trailing):
     body = b"d1:a" + b"l" * (MAX_DEPTH + 5) + b"e" * (MAX_DEPTH + 5) + b"e"
     with pytest.raises(LimitError, match="nested deeper than the bencode depth limit"):
-        bdecode_prefix(body + b"piece data")
+        bdecode_prefix(body + trailing)
 
 
 def test_bdecode_prefix_names_a_body_that_is_no_dictionary():

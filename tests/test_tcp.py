@@ -132,9 +132,12 @@ def test_flush_stamps_its_holes_with_the_frame_and_time_given():
     d = opened(0)
     d.segment(4, b"def")
     assert d.flush() == [(3, 0, 0.0), (b"def", 0, 0.0)]  # without them: frame 0 at time 0
+
+
+def test_an_ack_without_a_frame_and_time_stamps_its_holes_frame_zero_at_time_zero():
     d = opened(0)
     d.segment(4, b"def")
-    assert d.ack(4) == [(3, 0, 0.0), (b"def", 0, 0.0)]  # so for an ack
+    assert d.ack(4) == [(3, 0, 0.0), (b"def", 0, 0.0)]
 
 
 def test_delivered_bytes_reaching_into_a_buffered_segments_cut_leave_only_the_rest_as_a_hole():
