@@ -22,6 +22,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.clients import AZUREUS_CLIENTS, identify, identify_parts
+from test_clients import pid
 
 WIRESHARK: dict[str, str] = {
     "AG": "Ares", "A~": "Ares", "AR": "Arctic", "AT": "Artemis", "AV": "Avicora", "AX": "BitPump",
@@ -160,7 +161,7 @@ def test_codes_without_an_independent_expectation_are_the_listed_few():
 # Transmission's own expectations for whole ids, name and version, copied by hand from
 # tests/libtransmission/clients-test.cc, TEST(Client, clientForId)
 # (transmission/transmission at 009379c49ae78babb63b60a24a9c9d1f62ed9452). Its ids are
-# heads; the test there fills the rest of the 20 bytes with random bytes, as pid() does here.
+# heads; the test there fills the rest of the 20 bytes with random bytes, as test_clients' pid() does.
 TRANSMISSION_IDS: list[tuple[bytes, str]] = [
     (b"-AZ8421-", "Azureus / Vuze 8.4.2.1"),
     (b"-BC0241-", "BitComet 2.41"),
@@ -221,13 +222,9 @@ TRANSMISSION_ID_DIFFERENCES: dict[bytes, tuple[str, str]] = {
 }
 
 
-def _whole(head: bytes) -> bytes:
-    return (head + b"0123456789abcdefghij")[:20]
-
-
 @pytest.mark.parametrize("head,expected", TRANSMISSION_IDS, ids=[h.hex() for h, _ in TRANSMISSION_IDS])
 def test_transmission_names_and_versions_whole_ids(head, expected):
-    got = identify(_whole(head))
+    got = identify(pid(head))
     if head in TRANSMISSION_ID_DIFFERENCES:
         assert got == TRANSMISSION_ID_DIFFERENCES[head][0]
         assert got != expected

@@ -17,7 +17,8 @@ from conftest import wild
 from inspector import events as ev
 from inspector import extensions
 from inspector.extensions import (
-    MAX_DEPTH, MAX_DICT_PREFIX, MAX_KEY_SHOWN, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix, compact_peers, decode, decode_body,
+    MAX_DEPTH, MAX_DICT_PREFIX, MAX_KEY_SHOWN, BencodeError, BodyError, LimitError, bdecode, bdecode_prefix,
+    compact_peers, decode, decode_body,
     describe, extension_names, json_safe, set_limits,
 )
 

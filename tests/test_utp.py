@@ -391,11 +391,20 @@ def test_without_a_frame_and_time_deliveries_carry_frame_zero_at_time_zero():
     d = UtpDirection()
     d.syn(0)
     assert d.segment(ST_DATA, 1, b"a") == ((b"a", 0, 0.0),)
+    d.segment(ST_DATA, 3, b"c")
+    assert d.flush() == [(LOST, 0, 0.0), (b"c", 0, 0.0)]
     fin = UtpDirection()
     fin.syn(0)
     assert fin.segment(ST_FIN, 1) == () and fin.offset == 0 and fin.finished  # no data given: none delivered
-    d.segment(ST_DATA, 3, b"c")
-    assert d.flush() == [(LOST, 0, 0.0), (b"c", 0, 0.0)]
+
+
+def test_a_buffered_packet_cut_by_the_snap_length_keeps_its_hole_when_released():
+    d = UtpDirection()
+    d.syn(0)
+    assert d.segment(ST_DATA, 2, b"bb", frame=2, cut=5) == ()
+    assert d.segment(ST_DATA, 1, b"a", frame=1) == [(b"a", 1, 0.0), (b"bb", 2, 0.0), (5, 2, 0.0)]
+    assert d.offset == 3  # the cut bytes are a hole, not delivered data
+    assert d.flush() == [] and d.holes == 0
 
 
 def test_flush_declares_only_the_gaps_before_buffered_packets():
