@@ -648,19 +648,13 @@ _PARSERS: tuple[Callable[[bytes], "tuple[str, str] | None"], ...] = (
 )
 
 
-def _clean(text: str) -> str:
-    """Escape anything unprintable (defence in depth: tables are trusted)."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
-
-
 def identify_parts(peer_id: bytes) -> tuple[str, str] | None:
     """(client name, version) for a peer id, or None when unknown.
 
     The version is "" when the client is recognised but its id carries no
     (readable) version.  Only the first 20 bytes are considered; shorter ids
-    are matched as far as they go.  Never raises.
+    are matched as far as they go.  Never raises.  Both parts are printable:
+    names come from the tables, versions only from digits and printable ASCII.
     """
     if not isinstance(peer_id, (bytes, bytearray, memoryview)):
         return None
@@ -670,8 +664,7 @@ def identify_parts(peer_id: bytes) -> tuple[str, str] | None:
     for parse in _PARSERS:
         found = parse(pid)
         if found is not None:
-            name, version = found
-            return _clean(name), _clean(version)
+            return found
     return None
 
 

@@ -341,6 +341,26 @@ def test_known_code_with_garbage_version_keeps_name_only():
     assert identify_parts(pid(b"-LT\x01\x02\x03\x04-")) == ("libtorrent (rasterbar)", "")
 
 
+@pytest.mark.parametrize("head", [
+    b"-TR000X-",  # pre-0.80 layout, minor not a digit
+    b"-TR00A0-",  # pre-0.80 layout, two-digit minor not digits
+    b"-TR123Q-",  # X.YY layout, 'Q' is none of release, nightly, beta
+])
+def test_transmission_unreadable_version_keeps_name_only(head):
+    assert identify_parts(pid(head)) == ("Transmission", "")
+
+
+def test_unframed_utorrent_with_unreadable_version_is_unknown():
+    # µTorrent may drop the closing dash (-UT3510S = 3.5.10), but only a readable
+    # version earns that: without frame or version nothing says it is µTorrent.
+    assert identify_parts(pid(b"-UT3510S")) == ("µTorrent", "3.5.10")
+    assert identify_parts(pid(b"-UTzz10S")) is None
+
+
+def test_every_table_name_is_printable():
+    assert all(name and name.isprintable() for name in clients.known_client_names())
+
+
 def test_parts_and_string_agree():
     assert identify_parts(pid(b"-qB4620-")) == ("qBittorrent", "4.6.2")
     assert identify_parts(pid(b"-LW0000-")) == ("LimeWire", "")
