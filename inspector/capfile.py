@@ -118,7 +118,11 @@ class CaptureFile:
 
     def __init__(self, path: str | os.PathLike | BinaryIO, max_record: int = MAX_RECORD) -> None:
         stream = path if hasattr(path, "read") else None
-        self.path = getattr(stream, "name", "<stream>") if stream is not None else os.fspath(path)
+        if stream is None:
+            self.path = os.fspath(path)
+        else:  # open(fd) and Popen's pipes are named by their descriptor, an int
+            named = getattr(stream, "name", None)
+            self.path = named if isinstance(named, (str, bytes)) else "<stream>"
         self.warnings: list[str] = []
         self.frame_count = 0
         # Records longer than this are skipped (read past, never held) and yielded empty,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from inspector import capfile
-from inspector.capfile import MAX_BLOCK, CaptureFile
+from inspector.capfile import MAX_BLOCK, CaptureError, CaptureFile
 from test_capfile import block, opb, option, pcap, read_all, read_limited, shb, spb, write
 
 # ---------------------------------------------------------------- builders
@@ -103,11 +103,7 @@ def pipe_of(content: bytes) -> io.FileIO:
     r, w = os.pipe()
     os.write(w, content)
     os.close(w)
-    stream = io.FileIO(r, "rb")
-    # open(fd) names the stream by its number, which CaptureFile cannot take as a path
-    # (it raises TypeError: reported); a live pipe such as sniff's is named.
-    stream.name = "<pipe>"
-    return stream
+    return io.FileIO(r, "rb")
 
 
 def summary(count: int, frames: str, max_record: int) -> str:
@@ -361,6 +357,18 @@ def test_position_of_a_pipe_is_zero() -> None:
         assert cf.position() == 0
         assert list(cf) == [(1.0, 1, b"abc")]
         assert cf.position() == 0
+
+
+def test_a_pipe_named_by_its_descriptor_reads_and_says_stream() -> None:
+    """open(fd) and subprocess pipes carry their descriptor, an int, as ``name``: the
+    capture reads all the same, and an error names it "<stream>"."""
+    stream = pipe_of(HEAD + packet(1_000_000, b"abc"))
+    assert isinstance(stream.name, int)
+    with CaptureFile(stream) as cf:
+        assert list(cf) == [(1.0, 1, b"abc")]
+    with pytest.raises(CaptureError) as caught:
+        CaptureFile(pipe_of(b"\x00" * 32))
+    assert str(caught.value).startswith("<stream>: ")
 
 
 def test_gzip_position_goes_forward_within_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
