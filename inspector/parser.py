@@ -234,7 +234,8 @@ class PeerWireParser:
         elif self._skip:
             self._stop(out, "truncated", f"stream ended {self._skip} bytes short of the end of a message")
         elif self._buf or self._step not in (self._read_length, self._read_protocol_length):
-            self._stop(out, "truncated", f"stream ended inside a message ({len(self._buf)} of its bytes seen)")
+            # its length prefix and head count: a cut bitfield says how much of it came
+            self._stop(out, "truncated", f"stream ended inside a message ({self.progress()} of its bytes seen)")
         return out
 
     # -- handshake steps -----------------------------------------------------
@@ -473,11 +474,10 @@ class PeerWireParser:
         part of the peer id that was captured, so a snap-length-cut capture still
         lists them.
         """
-        head = self._head + bytes(self._buf) if self._step == self._read_body else bytes(self._buf)
+        head = self._head + bytes(self._buf)  # _head is b"" but in the body step
         if self._step == self._read_peer_id:
             # The info hash was captured: a snap-length cut often ends in the peer id.
             self.peer_id = head
-            self.midstream = False
             out.append(ev.Handshake(self.reserved, self.info_hash, head))  # type: ignore[arg-type]
         elif self._step == self._read_body or (self._step == self._read_head and head):
             msg_id, length = head[0], self._length
