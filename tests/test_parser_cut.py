@@ -158,3 +158,22 @@ def test_hashes_that_are_not_a_whole_number_of_hashes(extra: int):
         assert out == [ev.Finding("malformed", f"hashes with length {size}: not a whole number of hashes"), hashes]
     else:
         assert out == [hashes]
+
+
+# ---------------------------------------------------------------- the stream ends inside a message
+
+
+# 1: a byte of the length prefix; 4: the prefix, no id; 5: prefix and id; 6: and a byte
+# of the bits; 24: one byte short of the end. Every byte captured counts.
+@pytest.mark.parametrize("cut", [1, 4, 5, 6, 24])
+def test_a_stream_that_ends_inside_a_bitfield_says_how_much_of_it_came(cut):
+    parser = after_handshake()
+    assert parser.feed(BITFIELD[:cut]) == []
+    assert parser.end() == [ev.Finding("truncated", f"stream ended inside a message ({cut} of its bytes seen)")]
+
+
+@pytest.mark.parametrize("cut", [1, 19, 28, 48, 67])
+def test_a_stream_that_ends_inside_the_handshake_says_how_much_of_it_came(cut):
+    parser = PeerWireParser()
+    parser.feed(HS[:cut])
+    assert parser.end()[-1] == ev.Finding("truncated", f"stream ended inside a message ({cut} of its bytes seen)")
