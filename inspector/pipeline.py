@@ -224,8 +224,8 @@ class Decoder:
         """End of capture: close what is still open, reporting what it was cut in."""
         for ts, whole in self.fragments.flush():
             self._packet(number, ts, whole)
-        for flow, side in list(self.flows.values()):
-            if side == 0 and flow.state < OTHER:
+        for flow in self._each_flow():
+            if flow.state < OTHER:
                 self._close(flow, number)
         self.flows.clear()
         self.flow_count = 0
@@ -286,14 +286,19 @@ class Decoder:
         cannot close the connections that are still talking.
         """
         previous, self.swept = self.swept, now
-        for flow, side in list(self.flows.values()):
-            if side or flow.last_ts >= previous:
+        for flow in self._each_flow():
+            if flow.last_ts >= previous:
                 continue
             idle = now - flow.last_ts
             if flow.state >= OTHER and idle > CLOSED_LINGER or idle > IDLE_TIMEOUT:
                 if flow.state < OTHER:
                     self._close(flow, number, state="idle")
                 self._forget(flow)
+
+    def _each_flow(self) -> list[Flow]:
+        """Every flow in the table once, by the key it was opened under: a flow has two to
+        four keys, but a "land" flow (source = destination) one, and that one on side 1."""
+        return [flow for key, (flow, _) in self.flows.items() if key == flow.keys[0]]
 
     def _make_room(self, key: tuple, number: int) -> None:
         """Before a new flow under ``key``: retire the one it replaces, and the least
@@ -305,9 +310,7 @@ class Decoder:
         if self.flow_count >= self.limits.flows:
             # The least recently active eighth goes at once: one O(n log n) pass per n/8 new
             # flows, not a scan of the whole table for each (a SYN flood made that quadratic).
-            # Flows are counted once however many keys they have (a "land" flow, source =
-            # destination, has one).
-            flows = list({id(f): f for f, _ in self.flows.values()}.values())  # a flow once, whatever its keys
+            flows = self._each_flow()
             for oldest in heapq.nsmallest(max(1, len(flows) // EVICT_SHARE), flows, key=lambda f: f.last_ts):
                 if oldest.state < OTHER:
                     self._close(oldest, number, state="evicted")
@@ -542,10 +545,11 @@ class Decoder:
         session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
         flow.session = session
         flow.trial = []
+        # Past a verdict reached on the way, _deliver decodes the rest openly or drops it.
         for s in (0, 1):
-            if held[s] and flow.trial is not None:
+            if held[s]:
                 self._deliver(flow, s, held[s])
-        if rest and flow.trial is not None:
+        if rest:
             self._deliver(flow, side, rest)
 
     def _judge(self, flow: Flow) -> None:
