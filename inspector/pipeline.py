@@ -424,8 +424,9 @@ class Decoder:
                 if parser is None:
                     lost = f"{chunk} bytes" if chunk >= 0 else "packets (size unknown)"
                     session.note(side, number, "hole", f"{lost} not captured")
-                    if flow.scan is not None:
+                    if flow.scan is not None:  # bytes on either side of a hole make no prefix
                         flow.scan.held[side].append(item)
+                        flow.scan.tails[side] = b""
                     continue
                 events = parser.gap(chunk, item)
             else:
