@@ -280,3 +280,17 @@ def test_a_land_flow_open_at_the_end_of_the_capture_is_closed():
     (session,) = decoder.sessions
     assert [(f.kind, f.side, f.frame) for f in session.findings] == [("land", None, 2), ("truncated", "b", number)]
     assert [(r.side, r.frame, r.event.type) for r in decoder.out] == [(1, 2, "handshake"), (1, number, "finding")]
+
+
+@pytest.mark.parametrize("keep", [None, False, True], ids=["default", "off", "on"])
+def test_piece_payloads_are_kept_only_when_asked(keep):
+    """A Decoder streams piece bytes past unless told to keep them (``extract``): by
+    default a piece record carries no data."""
+    decoder = Decoder() if keep is None else Decoder(keep_payload=keep)
+    block = bytes(range(256)) * 4
+    conn = h.Conn().open().handshakes()
+    conn.send(1, wb.piece(2, 16384, block))
+    feed(decoder, conn.frames, 1)
+    (piece,) = [r.event for r in decoder.out if r.event.type == "piece"]
+    assert (piece.index, piece.begin, piece.length, piece.missing) == (2, 16384, len(block), 0)
+    assert piece.data == (block if keep else None)
