@@ -1,0 +1,154 @@
+"""A quick first pass over a module's mutants that mutmut has not run yet: each one
+against a few test files only, forked from one process that collected them.
+
+Why: mutmut runs every test that reaches a mutated function, fastest first, and a
+survivor costs all of them. On the decode path (parser, pipeline) that is minutes per
+mutant on two cores: mutmut took the last 2,700 at about three a minute. Most mutants
+die to their module's own tests in under a second; the ones that outlive those are the
+likely gaps, found in an hour, to write tests for before mutmut gives its verdict. This
+pass does not replace it: README and RESULTS.md count mutmut's results only.
+
+It runs in ``mutants/`` (made by a mutmut run), with the repository's current tests
+copied in. Those are first run once unmutated, and any that fail there (a test of
+behaviour newer than the source mutmut copied) are left out. A test that killed a
+mutant moves to the front for the next ones: a function's mutants tend to die alike.
+
+Usage, from the repository root::
+
+    python3 tests/mutation/prescreen.py pipeline tests/test_pipeline*.py [--jobs 2] [--timeout 60]
+
+writes ``mutants/prescreen-pipeline.txt``, a line per mutant: name, verdict (killed,
+survived, timeout, error), seconds; a second run goes on where the first stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import run
+
+
+def pending(module: str) -> list[str]:
+    return [name for name, code in run.meta(module).items() if code is None]
+
+
+class Screen:
+    """A pytest plugin: collect once, then run the mutants in forked children."""
+
+    def __init__(self, names: list[str], out: Path, jobs: int, timeout: float) -> None:
+        self.names, self.out, self.jobs, self.timeout = names, out, jobs, timeout
+
+    def pytest_runtestloop(self, session) -> bool:
+        from _pytest.runner import runtestprotocol
+
+        items = session.items
+
+        def child(mutant: str, order: list[int], report: Path) -> None:
+            os.setpgid(0, 0)  # killed as a group on timeout, with the btshark it may run
+            os.environ["MUTANT_UNDER_TEST"] = mutant
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            failed = []
+            for pos, i in enumerate(order):
+                following = items[order[pos + 1]] if pos + 1 < len(order) else None
+                if any(r.failed for r in runtestprotocol(items[i], nextitem=following, log=False)):
+                    failed.append(i)
+                    if mutant:  # the unmutated run goes on, listing every failure
+                        break
+            report.write_text(" ".join(map(str, failed)))
+            os._exit(0)
+
+        def start(mutant: str, order: list[int]) -> tuple[int, Path]:
+            report = Path(f"/tmp/prescreen-{os.getpid()}-{time.monotonic_ns()}")
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    child(mutant, order, report)
+                finally:
+                    os._exit(3)
+            return pid, report
+
+        order = list(range(len(items)))
+        pid, report = start("", order)
+        os.waitpid(pid, 0)
+        broken = {int(i) for i in report.read_text().split()}
+        report.unlink()
+        for i in sorted(broken):
+            print(f"left out, fails unmutated: {items[i].nodeid}", file=sys.stderr)
+        order = [i for i in order if i not in broken]
+
+        queue, running, done = list(self.names), {}, 0
+        with self.out.open("a") as out:
+            while queue or running:
+                while queue and len(running) < self.jobs:
+                    mutant = queue.pop(0)
+                    running[start(mutant, order)] = (mutant, time.monotonic())
+                time.sleep(0.02)
+                for (pid, report), (mutant, began) in list(running.items()):
+                    finished, _ = os.waitpid(pid, os.WNOHANG)
+                    took = time.monotonic() - began
+                    if finished and not report.exists():
+                        verdict = "error"  # the child raised outside any test
+                    elif finished:
+                        failed = report.read_text().split()
+                        verdict = "killed" if failed else "survived"
+                        if failed:
+                            order.remove(int(failed[0]))
+                            order.insert(0, int(failed[0]))
+                    elif took > self.timeout:
+                        try:
+                            os.killpg(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                        os.waitpid(pid, 0)
+                        verdict = "timeout"
+                    else:
+                        continue
+                    report.unlink(missing_ok=True)
+                    del running[(pid, report)]
+                    done += 1
+                    out.write(f"{mutant} {verdict} {took:.1f}\n")
+                    out.flush()
+                    print(f"\r{done}/{len(self.names)}", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("module")
+    parser.add_argument("tests", nargs="+")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    out = run.MUTANTS / f"prescreen-{args.module}.txt"
+    if args.inside:
+        import pytest
+
+        seen = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
+        names = [n for n in pending(args.module) if n not in seen]
+        plugin = Screen(names, out, args.jobs, args.timeout)
+        return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
+    if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():
+        parser.error(f"no mutants of {args.module}: run mutmut on it first")
+    env = run.prepare()
+    shutil.copytree(run.ROOT / "tests", run.MUTANTS / "tests", dirs_exist_ok=True)
+    inner = [sys.executable, str(Path(__file__).resolve()), "--inside", *sys.argv[1:]]
+    code = subprocess.run(["nice", "-n", "10", *inner], cwd=run.MUTANTS, env=env).returncode
+    if out.exists():
+        verdicts = [line.split() for line in out.read_text().splitlines()]
+        survivors = [name for name, verdict, _ in verdicts if verdict == "survived"]
+        print(f"{len(verdicts)} screened, {len(survivors)} survived (in {out.relative_to(run.ROOT)})")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
