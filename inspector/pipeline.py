@@ -357,7 +357,7 @@ class Decoder:
                 return
             flow.probe = Probe(flow.opener_known) if confirmed else None
             if not confirmed:
-                flow.state = OTHER
+                self._not_bittorrent(flow)
                 return
             for held in gate.held:  # this packet among them
                 self._datagram(*held)
@@ -484,7 +484,7 @@ class Decoder:
             if chunks is not None and not flow.opener_known and self.trials < MAX_TRIALS:
                 self._start_trial(flow, held, side, rest)
             elif chunks is not None:  # at the end ``_close`` retires the flow
-                flow.state = OTHER
+                self._not_bittorrent(flow)
             return
         last = max((h[-1] for h in held if h), key=lambda item: item[1])
         self._classify(flow, verdict, last[1], last[2])
@@ -577,7 +577,15 @@ class Decoder:
             parser.forget()
         flow.trial = None
         flow.session = None
+        self._not_bittorrent(flow)
+
+    @staticmethod
+    def _not_bittorrent(flow: Flow) -> None:
+        """Nothing more of the flow is decoded: what it holds out of order is let go
+        of, or it would stay charged to the shared budget until the flow is swept."""
         flow.state = OTHER
+        for direction in flow.dirs:
+            direction.drop()
 
     def _scan(self, flow: Flow, side: int, item: tuple) -> None:
         """An MSE flow's first bytes: when a plaintext handshake appears in either
