@@ -34,7 +34,8 @@ every packet with X + 1 and the responder sends with X (all mod 2**16). A
 connection is therefore identified by (initiator address, responder address,
 X); ``connection_key`` maps any packet to X given which side sent it. A peer
 answering with ``ST_RESET`` may use either id, so for resets try both
-``connection_id`` and ``connection_id - 1``.
+``connection_id`` and ``connection_id - 1``; when the SYN was not captured, which
+side opened is unknown, and ``connection_id + 1`` is tried as well (the pipeline does).
 
 Sequence numbers count packets, not bytes, and are compared modulo 2**16. The
 SYN consumes one: the initiator's first ``ST_DATA`` has seq_nr = SYN's + 1. The
