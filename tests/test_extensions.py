@@ -132,6 +132,16 @@ def test_bdecode_prefix_reads_at_most_max_dict_prefix_bytes():
         bdecode_prefix(body(MAX_DICT_PREFIX + 1))
 
 
+def test_bdecode_prefix_looks_for_its_end_within_max_dict_prefix_only():
+    """A dictionary whose only 'e' lies one byte past MAX_DICT_PREFIX: no candidate end
+    within the bound, so it is not decoded, though the strict decoder could read it."""
+    filler = MAX_DICT_PREFIX - len(b"d3:abc1000:")  # no 'e' in the key, the length or the value
+    body = b"d3:abc" + str(filler).encode() + b":" + b"x" * filler + b"e"
+    assert body.index(b"e") == MAX_DICT_PREFIX
+    with pytest.raises(BencodeError, match="^no complete bencoded dictionary at the start of the body"):
+        bdecode_prefix(body + b"piece data")
+
+
 @pytest.mark.parametrize("trailing", [b"", b"piece data"], ids=["alone", "before_piece_data"])
 def test_bdecode_prefix_leaves_a_dict_past_the_depth_limit_to_the_bounded_decoder(trailing):
     body = b"d1:a" + b"l" * (MAX_DEPTH + 5) + b"e" * (MAX_DEPTH + 5) + b"e"
