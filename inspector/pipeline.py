@@ -465,12 +465,10 @@ class Decoder:
             held = flow.held[side]
             for i, item in enumerate(chunks):
                 chunk = item[0]
-                if chunk.__class__ is int:
+                if chunk.__class__ is int:  # a hole always ends the probe (Probe.gap)
                     verdict = probe.gap(side)
-                    if verdict != UNDECIDED:
-                        rest = chunks[i:]
-                        break
-                    continue
+                    rest = chunks[i:]
+                    break
                 held.append((bytes(chunk), item[1], item[2]))
                 verdict = probe.feed(side, chunk)
                 if verdict != UNDECIDED:
