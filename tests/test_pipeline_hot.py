@@ -193,22 +193,23 @@ def set_flag(flag: int) -> Callable[[bytearray], None]:
     return edit
 
 
-def fragment(field: int) -> Callable[[bytearray], None]:
+def field16(offset: int, value: int) -> Callable[[bytearray], None]:
+    """Set the 16-bit big-endian field at ``offset`` of the Ethernet frame."""
     def edit(frame: bytearray) -> None:
-        frame[20:22] = field.to_bytes(2, "big")
+        frame[offset : offset + 2] = value.to_bytes(2, "big")
     return edit
+
+
+def fragment(field: int) -> Callable[[bytearray], None]:
+    return field16(20, field)  # IPv4 flags and fragment offset
 
 
 def ip_total(total: int) -> Callable[[bytearray], None]:
-    def edit(frame: bytearray) -> None:
-        frame[16:18] = total.to_bytes(2, "big")
-    return edit
+    return field16(16, total)  # IPv4 total length
 
 
 def ethertype(value: int) -> Callable[[bytearray], None]:
-    def edit(frame: bytearray) -> None:
-        frame[12:14] = value.to_bytes(2, "big")
-    return edit
+    return field16(12, value)
 
 
 def cut(size: int) -> Callable[[bytearray], None]:
