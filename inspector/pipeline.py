@@ -296,9 +296,10 @@ class Decoder:
                 self._forget(flow)
 
     def _each_flow(self) -> list[Flow]:
-        """Every flow in the table once, by the key it was opened under: a flow has two to
-        four keys, but a "land" flow (source = destination) one, and that one on side 1."""
-        return [flow for key, (flow, _) in self.flows.items() if key == flow.keys[0]]
+        """Every flow in the table once, in the order they were opened: a flow has two to
+        four keys, a "land" flow (source = destination) one, and that one on side 1; a
+        uTP flow may have lost some to a newer flow and still hold the rest."""
+        return list(dict.fromkeys(flow for flow, _ in self.flows.values()))
 
     def _make_room(self, key: tuple, number: int) -> None:
         """Before a new flow under ``key``: retire the one it replaces, and the least

@@ -275,7 +275,8 @@ def test_offsets_after_a_block_read_past(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_bad_byte_order_magic_warning(tmp_path: Path) -> None:
     good = HEAD + packet(1, b"abc") + packet(2, b"def")
-    bad = shb()[:8] + b"XXXX" + shb()[12:]
+    magic = b"\x4d\x3c\x2b\x1b"  # 0x1A2B3C4D little-endian with one bit flipped: neither byte order
+    bad = shb()[:8] + magic + shb()[12:]
     frames, cf = read_all(write(tmp_path, good + bad + packet(3, b"never")))
     assert [f[2] for f in frames] == [b"abc", b"def"]
     assert cf.warnings == [
