@@ -5,8 +5,13 @@ Why: mutmut runs every test that reaches a mutated function, fastest first, and 
 survivor costs all of them. On the decode path (parser, pipeline) that is minutes per
 mutant on two cores: mutmut took the last 2,700 at about three a minute. Most mutants
 die to their module's own tests in under a second; the ones that outlive those are the
-likely gaps, found in an hour, to write tests for before mutmut gives its verdict. This
-pass does not replace it: README and RESULTS.md count mutmut's results only.
+likely gaps, found in an hour, to write tests for before mutmut gives its verdict.
+
+Its kills count: a mutant that fails a test of the suite is killed by the suite, so a
+kill goes into mutmut's result file for the module (exit code 1, as mutmut writes it),
+where mutmut's own bookkeeping keeps it until the function changes. Survivors and
+timeouts are left to mutmut, which runs every test that reaches the function; so do not
+screen a module mutmut is running. The log file below says which kills are its.
 
 It runs in ``mutants/`` (made by a mutmut run), with the repository's current tests
 copied in. Those are first run once unmutated, and any that fail there (a test of
@@ -23,6 +28,7 @@ survived, timeout, error), seconds; a second run goes on where the first stopped
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -38,11 +44,22 @@ def pending(module: str) -> list[str]:
     return [name for name, code in run.meta(module).items() if code is None]
 
 
+def record_kill(module: str, mutant: str) -> None:
+    """Into mutmut's result file, unless mutmut has given a verdict meanwhile."""
+    path = run.MUTANTS / "inspector" / f"{module}.py.meta"
+    data = json.loads(path.read_text())
+    if data["exit_code_by_key"].get(mutant, 0) is None:
+        data["exit_code_by_key"][mutant] = 1
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=4))
+        tmp.replace(path)
+
+
 class Screen:
     """A pytest plugin: collect once, then run the mutants in forked children."""
 
-    def __init__(self, names: list[str], out: Path, jobs: int, timeout: float) -> None:
-        self.names, self.out, self.jobs, self.timeout = names, out, jobs, timeout
+    def __init__(self, module: str, names: list[str], out: Path, jobs: int, timeout: float) -> None:
+        self.module, self.names, self.out, self.jobs, self.timeout = module, names, out, jobs, timeout
 
     def pytest_runtestloop(self, session) -> bool:
         from _pytest.runner import runtestprotocol
@@ -55,14 +72,16 @@ class Screen:
             null = os.open(os.devnull, os.O_WRONLY)
             os.dup2(null, 1)
             os.dup2(null, 2)
-            failed = []
+            failed, took = [], []
             for pos, i in enumerate(order):
                 following = items[order[pos + 1]] if pos + 1 < len(order) else None
+                began = time.perf_counter()
                 if any(r.failed for r in runtestprotocol(items[i], nextitem=following, log=False)):
                     failed.append(i)
                     if mutant:  # the unmutated run goes on, listing every failure
                         break
-            report.write_text(" ".join(map(str, failed)))
+                took.append(f"{i}:{time.perf_counter() - began:.4f}")
+            report.write_text(" ".join(map(str, failed)) + "\n" + " ".join(took))
             os._exit(0)
 
         def start(mutant: str, order: list[int]) -> tuple[int, Path]:
@@ -81,11 +100,14 @@ class Screen:
         if not report.exists():
             print("the unmutated run failed outside any test: nothing screened", file=sys.stderr)
             return True
-        broken = {int(i) for i in report.read_text().split()}
+        failures, timings = report.read_text().split("\n")
         report.unlink()
+        broken = {int(i) for i in failures.split()}
         for i in sorted(broken):
             print(f"left out, fails unmutated: {items[i].nodeid}", file=sys.stderr)
-        order = [i for i in order if i not in broken]
+        # Fastest first, as mutmut orders them; a test that kills moves to the front.
+        seconds = {int(i): float(t) for i, _, t in (pair.partition(":") for pair in timings.split())}
+        order = sorted((i for i in order if i not in broken), key=lambda i: seconds.get(i, 0.0))
 
         queue, running, done = list(self.names), {}, 0
         with self.out.open("a") as out:
@@ -100,9 +122,10 @@ class Screen:
                     if finished and not report.exists():
                         verdict = "error"  # the child raised outside any test
                     elif finished:
-                        failed = report.read_text().split()
+                        failed = report.read_text().split("\n")[0].split()
                         verdict = "killed" if failed else "survived"
                         if failed:
+                            record_kill(self.module, mutant)
                             order.remove(int(failed[0]))
                             order.insert(0, int(failed[0]))
                     elif took > self.timeout:
@@ -138,7 +161,7 @@ def main() -> int:
 
         seen = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
         names = [n for n in pending(args.module) if n not in seen]
-        plugin = Screen(names, out, args.jobs, args.timeout)
+        plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
     if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():
         parser.error(f"no mutants of {args.module}: run mutmut on it first")
