@@ -23,7 +23,8 @@ Usage, from the repository root::
     python3 tests/mutation/prescreen.py pipeline tests/test_pipeline*.py [--jobs 2] [--timeout 60]
 
 writes ``mutants/prescreen-pipeline.txt``, a line per mutant: name, verdict (killed,
-survived, timeout, error), seconds; a second run goes on where the first stopped.
+survived, timeout, error), seconds; a second run goes on where the first stopped, and
+``--again`` (after new tests) screens once more those it did not kill.
 """
 from __future__ import annotations
 
@@ -153,6 +154,8 @@ def main() -> int:
     parser.add_argument("tests", nargs="+")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--again", action="store_true",
+                        help="screen again its survivors, timeouts and errors that mutmut has not run")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = run.MUTANTS / f"prescreen-{args.module}.txt"
@@ -160,7 +163,8 @@ def main() -> int:
         import pytest
 
         seen = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
-        names = [n for n in pending(args.module) if n not in seen]
+        # --again: those it screened before and that are still without a verdict (after new tests)
+        names = [n for n in pending(args.module) if (n in seen) == args.again]
         plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
     if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():
@@ -170,9 +174,9 @@ def main() -> int:
     inner = [sys.executable, str(Path(__file__).resolve()), "--inside", *sys.argv[1:]]
     code = subprocess.run(["nice", "-n", "10", *inner], cwd=run.MUTANTS, env=env).returncode
     if out.exists():
-        verdicts = [line.split() for line in out.read_text().splitlines()]
-        survivors = [name for name, verdict, _ in verdicts if verdict == "survived"]
-        print(f"{len(verdicts)} screened, {len(survivors)} survived (in {out.relative_to(run.ROOT)})")
+        last = {name: verdict for name, verdict, _ in (line.split() for line in out.read_text().splitlines())}
+        survivors = [name for name, verdict in last.items() if verdict == "survived"]
+        print(f"{len(last)} screened, {len(survivors)} survived (in {out.relative_to(run.ROOT)})")
     return code
 
 
