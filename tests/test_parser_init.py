@@ -84,15 +84,3 @@ def test_kept_payload_refuses_to_be_skipped() -> None:
     (block,) = keeping.feed(wire[20:])
     assert block.data == b"x" * 64
 
-
-def test_skip_payload_leaves_the_last_byte_to_feed() -> None:
-    """Only bytes strictly inside the payload are skipped: the one that ends it goes
-    through ``feed``, which finishes the piece."""
-    wire = piece(4, 0, b"y" * 40)
-    parser = PeerWireParser(handshake=False)
-    assert parser.feed(wire[:13]) == []  # length, id, index, begin
-    assert parser.skip_payload(40) is False
-    assert parser.skip_payload(39) is True
-    (block,) = parser.feed(wire[-1:])
-    assert (block.index, block.length, block.missing) == (4, 40, 0)
-    assert parser.feed(have(5)) == [ev.Have(5)]
