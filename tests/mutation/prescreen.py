@@ -15,8 +15,9 @@ screen a module mutmut is running. The log file below says which kills are its.
 
 It runs in ``mutants/`` (made by a mutmut run), with the repository's current tests
 copied in. Those are first run once unmutated, and any that fail there (a test of
-behaviour newer than the source mutmut copied) are left out. A test that killed a
-mutant moves to the front for the next ones: a function's mutants tend to die alike.
+behaviour newer than the source mutmut copied) are left out. Tests run fastest first, as
+in mutmut, and one that killed a mutant moves to the front for the next ones: a
+function's mutants tend to die alike.
 
 Usage, from the repository root::
 
@@ -24,7 +25,8 @@ Usage, from the repository root::
 
 writes ``mutants/prescreen-pipeline.txt``, a line per mutant: name, verdict (killed,
 survived, timeout, error), seconds; a second run goes on where the first stopped, and
-``--again`` (after new tests) screens once more those it did not kill.
+``--again`` (after new tests) screens once more those it did not kill, and mutmut's
+survivors not judged equivalent.
 """
 from __future__ import annotations
 
@@ -41,15 +43,21 @@ from pathlib import Path
 import run
 
 
-def pending(module: str) -> list[str]:
-    return [name for name, code in run.meta(module).items() if code is None]
+def pending(module: str, again: bool, seen: set[str]) -> list[str]:
+    """Mutants without a verdict it has not screened; or (``again``, after new tests) those
+    it screened without killing them, and mutmut's survivors not judged equivalent."""
+    if not again:
+        return [name for name, code in run.meta(module).items() if code is None and name not in seen]
+    judged = run.load_equivalent()
+    return [name for name, code in run.meta(module).items()
+            if (code is None and name in seen) or (code in run.SURVIVOR_CODES and name not in judged)]
 
 
 def record_kill(module: str, mutant: str) -> None:
-    """Into mutmut's result file, unless mutmut has given a verdict meanwhile."""
+    """Into mutmut's result file, over no verdict or a survivor's (a new test killed it)."""
     path = run.MUTANTS / "inspector" / f"{module}.py.meta"
     data = json.loads(path.read_text())
-    if data["exit_code_by_key"].get(mutant, 0) is None:
+    if mutant in data["exit_code_by_key"] and data["exit_code_by_key"][mutant] in (None, *run.SURVIVOR_CODES):
         data["exit_code_by_key"][mutant] = 1
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=4))
@@ -155,7 +163,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--again", action="store_true",
-                        help="screen again its survivors, timeouts and errors that mutmut has not run")
+                        help="after new tests: screen again what it did not kill, and mutmut's survivors")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = run.MUTANTS / f"prescreen-{args.module}.txt"
@@ -163,8 +171,7 @@ def main() -> int:
         import pytest
 
         seen = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
-        # --again: those it screened before and that are still without a verdict (after new tests)
-        names = [n for n in pending(args.module) if (n in seen) == args.again]
+        names = pending(args.module, args.again, seen)
         plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
     if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():

@@ -75,6 +75,7 @@ class ModuleResult:
     module: str
     counts: dict[str, int] = field(default_factory=dict)
     survivors: list[Survivor] = field(default_factory=list)
+    prescreened: int = 0  # of the kills, those recorded by prescreen.py
 
     def n(self, status: str) -> int:
         return self.counts.get(status, 0)
@@ -217,14 +218,24 @@ def load_equivalent() -> dict[str, dict]:
     return {entry["mutant"]: entry for entry in tomllib.loads(EQUIVALENT.read_text()).get("equivalent", [])}
 
 
+def prescreen_kills(module: str) -> set[str]:
+    """Mutants prescreen.py killed (its log: name, verdict, seconds per line)."""
+    log = MUTANTS / f"prescreen-{module}.txt"
+    if not log.exists():
+        return set()
+    return {name for name, verdict, _ in (line.split() for line in log.read_text().splitlines()) if verdict == "killed"}
+
+
 def collect(module: str, equivalent: dict[str, dict]) -> ModuleResult:
     from mutmut.stats import status_by_exit_code
 
     result = ModuleResult(module)
     path = f"inspector/{module}.py"
     defs = def_lines((ROOT / path).read_text())
+    screened = prescreen_kills(module)
     for name, code in sorted(meta(module).items(), key=lambda kv: kv[0]):
         status = "error" if code == RUNNER_ERROR else status_by_exit_code[code]
+        result.prescreened += status == "killed" and name in screened
         result.counts[status] = result.counts.get(status, 0) + 1
         if status in ("survived", "no tests", "error"):
             s = survivor(name, status, path, defs)
@@ -241,14 +252,14 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-COLUMNS = ["module", "mutants", "killed", "timeout", "survived", "no tests", "equivalent",
+COLUMNS = ["module", "mutants", "killed", "of which pre-screen", "timeout", "survived", "no tests", "equivalent",
            "not run", "score %", "score % (equivalents out)"]
 
 
 def rows(results: list[ModuleResult]) -> list[list[str]]:
     out = []
     for r in results:
-        out.append([r.module, str(r.total), str(r.n("killed")), str(r.stopped),
+        out.append([r.module, str(r.total), str(r.n("killed")), str(r.prescreened), str(r.stopped),
                      str(r.n("survived")), str(r.n("no tests")), str(r.equivalent),
                      str(r.n("not checked") + r.n("skipped")),
                      percent(r.score(without_equivalent=False)), percent(r.score(without_equivalent=True))])
@@ -276,6 +287,8 @@ def markdown(results: list[ModuleResult], notes: list[str]) -> str:
         "* oracle: every test file in tests/ (the CLI tests count through `subprocess_hits.py`; the",
         "  tests of ../shared/captures run: a `shared` link in the checkout puts it beside mutants/)",
         f"* left out of the oracle (pyproject.toml's --ignore): {left_out}",
+        "* killed: by mutmut, or by `prescreen.py` (the module's own test files, forked from one",
+        "  process; a test of the suite failed, so the suite kills it); survivors are mutmut's",
         "* score = (killed + timeout) / mutants run; timeout: the tests looped until mutmut's CPU",
         "  limit stopped them; 'no tests' (no oracle test calls the function) and 'error' (mutmut's",
         "  runner raised, which mutmut itself files as a timeout) count as survivors;",
