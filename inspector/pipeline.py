@@ -261,9 +261,12 @@ class Decoder:
 
     @staticmethod
     def _reused(flow: Flow, seq: int) -> bool:
-        """A fresh SYN on a 4-tuple that already carried a connection starts a new one."""
+        """A fresh SYN on a 4-tuple that already carried a connection starts a new one.
+        A flow found not to be BitTorrent is no longer followed (its sequence numbers stop
+        where the verdict came, before the opener's first byte if the other side spoke
+        first), so any SYN on it starts a new connection."""
         first = flow.dirs[0]
-        return flow.state == DONE or first.next_seq is None or (first.offset > 0 and (seq + 1) & 0xFFFFFFFF != first.next_seq)
+        return flow.state >= OTHER or first.next_seq is None or (first.offset > 0 and (seq + 1) & 0xFFFFFFFF != first.next_seq)
 
     def _forget(self, flow: Flow) -> None:
         counted = False
@@ -336,7 +339,7 @@ class Decoder:
             # A reset may carry either of the connection's ids (see inspector.utp).
             entry = (self.flows.get((src, sport, dst, dport, (cid - 1) & 0xFFFF))
                      or self.flows.get((src, sport, dst, dport, (cid + 1) & 0xFFFF)))
-        if entry is None or kind == ST_SYN and entry[0].state == DONE:
+        if entry is None or kind == ST_SYN and entry[0].state >= OTHER:
             if kind == ST_SYN:
                 entry = self._open_utp(src, sport, dst, dport, cid, True, ts, number)
             elif kind == ST_DATA and data:
