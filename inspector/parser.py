@@ -202,9 +202,9 @@ class PeerWireParser:
                 if self._readable_past():
                     self._read_past(missing, out)
                 else:
-                    self._skip_rest(remaining - missing, missing, out)
+                    self._skip_rest(remaining - missing, out)
                 return out
-            self._skip_rest(0, remaining, out)
+            self._skip_rest(0, out)
             missing -= remaining
         lost = "some bytes (count unknown)" if missing < 0 else f"{missing} bytes"
         out.append(ev.Finding("hole", f"{lost} not captured; framing lost, looking for the next message"))
@@ -466,8 +466,8 @@ class PeerWireParser:
             name = f"id {first[0]}"
         return f"{'an' if name[0] in 'aeiou' else 'a'} {name} message of length {self._length}"
 
-    def _skip_rest(self, rest: int, missing: int, out: list) -> None:
-        """The message being read lost ``missing`` bytes; count past its last ``rest``.
+    def _skip_rest(self, rest: int, out: list) -> None:
+        """A hole took part of the message being read; count past its last ``rest`` bytes.
 
         What it was is reported when its id and enough of its head were captured: a
         bitfield or an extended message with ``missing`` set, a handshake with the
