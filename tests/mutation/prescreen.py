@@ -21,7 +21,9 @@ function's mutants tend to die alike.
 
 Usage, from the repository root::
 
-    python3 tests/mutation/prescreen.py pipeline tests/test_pipeline*.py [--jobs 2] [--timeout 60]
+    python3 tests/mutation/prescreen.py pipeline [--jobs 2] [--timeout 60] [--again] -- tests/test_pipeline*.py [-k EXPR]
+
+(what follows ``--`` goes to pytest: test files, and ``-k`` to leave out slow tests)
 
 writes ``mutants/prescreen-pipeline.txt``, a line per mutant: name, verdict (killed,
 survived, timeout, error), seconds; a second run goes on where the first stopped, and
