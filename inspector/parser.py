@@ -199,7 +199,7 @@ class PeerWireParser:
             remaining, what = self._remaining()
             if missing <= remaining:
                 out.append(ev.Finding("hole", f"{missing} bytes not captured inside {what}; framing kept"))
-                if self._readable_past():
+                if self._readable_past(out):
                     self._read_past(missing, out)
                 else:
                     self._skip_rest(remaining - missing, out)
@@ -301,9 +301,7 @@ class PeerWireParser:
             partial = self.partial
             if partial is not None:
                 if not partial.take(need):
-                    out.append(ev.Finding("limit", f"{self._what(chunk[:1])}: holding it would pass the bytes of "
-                                                   "unfinished messages held over all flows (--max-partial-total "
-                                                   f"{partial.limit}); skipped"))
+                    self._over_budget(chunk[:1], partial, out)
                     self._skip = need
                     self._piece = None
                     return
@@ -323,9 +321,14 @@ class PeerWireParser:
         else:
             self._message(body, out)
 
-    def _readable_past(self) -> bool:
+    def _over_budget(self, first: bytes | bytearray, partial: Budget, out: list) -> None:
+        out.append(ev.Finding("limit", f"{self._what(first)}: holding it would pass the bytes of unfinished "
+                                       f"messages held over all flows (--max-partial-total {partial.limit}); skipped"))
+
+    def _readable_past(self, out: list) -> bool:
         """Whether a hole here falls inside a bitfield or an extended body whose id (and
-        extension id) were captured; if its head was still being read, the rest is now its body."""
+        extension id) were captured; if its head was still being read, the rest is now its body
+        (unless holding it would pass the budget: then it is counted past, and said so)."""
         if self._step == self._read_head:
             head = self._buf
             if not head or head[0] not in _READ_ON or (head[0] == MessageId.EXTENDED and len(head) < 2):
@@ -333,6 +336,7 @@ class PeerWireParser:
             need = self._length - len(head)
             if self.partial is not None:
                 if not self.partial.take(need):
+                    self._over_budget(head[:1], self.partial, out)
                     return False
                 self._held = need
             self._head = bytes(head)
@@ -527,7 +531,7 @@ class PeerWireParser:
         self._hunt = None
         self.midstream = False  # the framing is confirmed now
         self.resyncs += 1
-        skipped = "bytes of unknown count" if hunt.unknown else f"{found} bytes"
+        skipped = "bytes of unknown count" if hunt.unknown else f"{found} byte{'' if found == 1 else 's'}"
         what = "the handshake" if hunt.is_handshake(found) else "next message"
         where = "at the first byte after it" if not found else f"after {skipped}"
         if hunt.skipped is not None:

@@ -55,6 +55,14 @@ def test_a_hole_between_messages_is_counted_in_the_resync() -> None:
     assert not parser.hunting
 
 
+@pytest.mark.parametrize("hole, offset", [(1, "1 byte"), (2, "2 bytes")], ids=["one", "two"])
+def test_the_resync_offset_is_spelled_by_its_count(hole: int, offset: str) -> None:
+    parser = between_messages()
+    parser.gap(hole)
+    out = parser.feed(wb.request(1, 0, 16384) + wb.request(1, 16384, 16384))
+    assert out[0] == ev.Finding("resync", f"next message found after {offset} (after a hole)")
+
+
 @pytest.mark.parametrize("missing, lost, span", [
     pytest.param(10, "10 bytes", " in the 17 bytes since it was lost", id="known"),
     pytest.param(-1, "some bytes (count unknown)", "", id="unknown"),
