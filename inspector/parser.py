@@ -500,19 +500,18 @@ class PeerWireParser:
             self._release()
         self._need, self._step = 4, self._read_length
 
-    def _lose_framing(self, why: str, out: list, data: bytes | None = None, missing: int = 0) -> None:
-        """Start hunting for the next message, with what is already known to follow."""
+    def _lose_framing(self, why: str, out: list, data: bytes | None, missing: int | None = None) -> None:
+        """Start hunting for the next message, with what is already known to follow: the
+        bytes that broke the framing, or a hole (never both). Nothing is being counted past
+        here (``_skip`` is 0): a hole inside a skipped message ran it out first."""
         if self._held:
             self._release()
         self._buf.clear()
         self._head = b""
         self._lost = self._filled = 0
-        self._skip = 0
-        self._piece = None
         self._need, self._step = 4, self._read_length
         self._hunt = Hunt(why)
-        if data or missing:
-            self._hunting(data, missing if data is None else None, out)
+        self._hunting(data, missing, out)
 
     def _hunting(self, data: bytes | memoryview | None, missing: int | None, out: list) -> None:
         hunt = self._hunt
