@@ -60,7 +60,7 @@ class TcpDirection:
     """Sequence space of one sender: turns segments in capture order into stream order."""
 
     __slots__ = (
-        "next_seq", "offset", "fin_offset", "midstream", "pending", "pending_bytes", "pending_segments",
+        "next_seq", "offset", "fin_offset", "pending", "pending_bytes", "pending_segments",
         "max_pending", "max_segments", "retransmissions", "overlaps", "holes", "hole_bytes", "acked",
         "seen_end", "_starts", "budget", "limit_hit",
     )
@@ -70,7 +70,6 @@ class TcpDirection:
         self.next_seq: int | None = None
         self.offset = 0  # stream bytes delivered or declared missing
         self.fin_offset: int | None = None
-        self.midstream = False  # the connection's start was not captured
         self.pending: dict[int, _Run] = {}  # run start -> run, all ahead of offset
         self._starts: list[int] = []  # the runs' starts, sorted
         self.pending_bytes = 0
@@ -111,7 +110,6 @@ class TcpDirection:
             if not size and not fin:
                 return ()
             self.next_seq = nxt = seq
-            self.midstream = True
         delta = (seq - nxt) & SEQ_MASK
         if fin and self.fin_offset is None:
             self.fin_offset = self.offset + (delta if delta < HALF else delta - (1 << 32)) + size

@@ -59,7 +59,7 @@ seq_nrs become ``-1`` chunks and delivery resumes after them as soon as the
 other side's ack_nr covers them (it received them, so the capture missed them),
 or when either bound is exceeded, or at the end (``flush``). A direction whose
 start (SYN, or the STATE answering it) was not captured starts at the first data
-packet seen and is marked ``midstream``.
+packet seen.
 
 Every chunk comes with the number and time of the frame that carried it (for a
 ``-1``, the frame at which the loss was declared).
@@ -169,7 +169,7 @@ class UtpDirection:
     """
 
     __slots__ = (
-        "next_seq", "index", "offset", "fin_index", "midstream", "pending", "pending_bytes",
+        "next_seq", "index", "offset", "fin_index", "pending", "pending_bytes",
         "max_pending", "max_pending_packets", "packets", "retransmissions", "out_of_order",
         "holes", "lost_packets", "acked", "seen", "budget", "limit_hit",
     )
@@ -180,7 +180,6 @@ class UtpDirection:
         self.index = 0  # sequence numbers delivered or declared lost
         self.offset = 0  # payload bytes delivered
         self.fin_index: int | None = None  # index of the ST_FIN packet
-        self.midstream = False  # the stream's start was not captured
         self.pending: dict[int, Delivery] = {}  # index -> (payload, frame, ts), ahead of next_seq
         self.pending_bytes = 0
         self.max_pending = max_pending
@@ -227,7 +226,6 @@ class UtpDirection:
         nxt = self.next_seq
         if nxt is None:
             self.next_seq = nxt = seq_nr
-            self.midstream = True
         delta = (seq_nr - nxt) & SEQ_MASK
         if type == ST_FIN and self.fin_index is None and delta < HALF:
             self.fin_index = self.index + delta

@@ -248,7 +248,7 @@ def test_in_order():
     assert bare(d.segment(ST_DATA, 102, b"cd")) == [b"cd"]
     assert bare(d.segment(ST_DATA, 103, b"")) == []  # empty data packet still consumes its seq_nr
     assert bare(d.segment(ST_DATA, 104, b"e")) == [b"e"]
-    assert (d.offset, d.packets, d.next_seq, d.midstream) == (5, 4, 105, False)
+    assert (d.offset, d.packets, d.next_seq) == (5, 4, 105)
     assert (d.retransmissions, d.holes, d.out_of_order, d.lost_packets) == (0, 0, 0, 0)
     assert not d.finished
     assert d.flush() == []
@@ -266,7 +266,7 @@ def test_accept_anchors_responder_at_state_seq():
     d.accept(57077)  # responder's ST_STATE answering the SYN
     assert bare(d.segment(ST_DATA, 57078, b"second")) == []  # captured out of order
     assert stream(bare(d.segment(ST_DATA, 57077, b"first"))) == [b"firstsecond"]
-    assert not d.midstream and d.out_of_order == 1
+    assert d.out_of_order == 1
     d.accept(1)  # no effect once started
     assert d.next_seq == 57079
 
@@ -327,7 +327,7 @@ def test_midstream_start():
     assert bare(d.segment(ST_STATE, 990, b"")) == []  # a STATE alone starts nothing
     assert d.next_seq is None
     assert bare(d.segment(ST_DATA, 1000, b"mid")) == [b"mid"]
-    assert d.midstream
+    assert d.next_seq == 1001
     assert bare(d.segment(ST_DATA, 999, b"old")) == []  # before the capture's start: dropped
     assert d.retransmissions == 1
     assert bare(d.segment(ST_DATA, 1001, b"dle")) == [b"dle"]
@@ -763,7 +763,7 @@ def test_capture_streams_start_with_handshake_and_finish_clean(capture):
         data = b"".join(bytes(c) for c in chunks)
         assert data.startswith(HANDSHAKE_START), port
         assert d.finished, port  # both sides sent ST_FIN (6881's with a close-reason extension)
-        assert not d.midstream and d.holes == 0 and d.lost_packets == 0
+        assert d.holes == 0 and d.lost_packets == 0
 
 
 def test_capture_byte_totals(capture):
