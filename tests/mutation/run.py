@@ -218,12 +218,12 @@ def load_equivalent() -> dict[str, dict]:
     return {entry["mutant"]: entry for entry in tomllib.loads(EQUIVALENT.read_text()).get("equivalent", [])}
 
 
-def prescreen_kills(module: str) -> set[str]:
-    """Mutants prescreen.py killed (its log: name, verdict, seconds per line)."""
+def prescreen_verdicts(module: str) -> dict[str, str]:
+    """prescreen.py's last verdict per mutant (its log: name, verdict, seconds per line)."""
     log = MUTANTS / f"prescreen-{module}.txt"
     if not log.exists():
-        return set()
-    return {name for name, verdict, _ in (line.split() for line in log.read_text().splitlines()) if verdict == "killed"}
+        return {}
+    return {name: verdict for name, verdict, _ in (line.split() for line in log.read_text().splitlines())}
 
 
 def collect(module: str, equivalent: dict[str, dict]) -> ModuleResult:
@@ -232,12 +232,17 @@ def collect(module: str, equivalent: dict[str, dict]) -> ModuleResult:
     result = ModuleResult(module)
     path = f"inspector/{module}.py"
     defs = def_lines((ROOT / path).read_text())
-    screened = prescreen_kills(module)
+    screened = prescreen_verdicts(module)
     for name, code in sorted(meta(module).items(), key=lambda kv: kv[0]):
         status = "error" if code == RUNNER_ERROR else status_by_exit_code[code]
-        result.prescreened += status == "killed" and name in screened
+        if status == "killed" and screened.get(name) == "killed":
+            result.prescreened += 1
+        elif status == "not checked" and screened.get(name) == "survived":
+            # Survived its module's tests, not yet run by mutmut against the whole suite:
+            # counted as a survivor (other tests may yet kill it), so the score errs low.
+            status = "survived (pre-screen)"
         result.counts[status] = result.counts.get(status, 0) + 1
-        if status in ("survived", "no tests", "error"):
+        if status in ("survived", "survived (pre-screen)", "no tests", "error"):
             s = survivor(name, status, path, defs)
             entry = equivalent.get(name)
             if entry:
@@ -252,15 +257,16 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-COLUMNS = ["module", "mutants", "killed", "of which pre-screen", "timeout", "survived", "no tests", "equivalent",
-           "not run", "score %", "score % (equivalents out)"]
+COLUMNS = ["module", "mutants", "killed", "of which pre-screen", "timeout", "survived", "of which pre-screen",
+           "no tests", "equivalent", "not run", "score %", "score % (equivalents out)"]
 
 
 def rows(results: list[ModuleResult]) -> list[list[str]]:
     out = []
     for r in results:
         out.append([r.module, str(r.total), str(r.n("killed")), str(r.prescreened), str(r.stopped),
-                     str(r.n("survived")), str(r.n("no tests")), str(r.equivalent),
+                     str(r.n("survived") + r.n("survived (pre-screen)")), str(r.n("survived (pre-screen)")),
+                     str(r.n("no tests")), str(r.equivalent),
                      str(r.n("not checked") + r.n("skipped")),
                      percent(r.score(without_equivalent=False)), percent(r.score(without_equivalent=True))])
     return out
@@ -288,7 +294,9 @@ def markdown(results: list[ModuleResult], notes: list[str]) -> str:
         "  tests of ../shared/captures run: a `shared` link in the checkout puts it beside mutants/)",
         f"* left out of the oracle (pyproject.toml's --ignore): {left_out}",
         "* killed: by mutmut, or by `prescreen.py` (the module's own test files, forked from one",
-        "  process; a test of the suite failed, so the suite kills it); survivors are mutmut's",
+        "  process; a test of the suite failed, so the suite kills it); survived: mutmut's survivors,",
+        "  and the pre-screen's that mutmut has not run yet (counted as survivors, so the score errs",
+        "  low: tests outside the module's own may kill them); not run: neither tool has a verdict",
         "* score = (killed + timeout) / mutants run; timeout: the tests looped until mutmut's CPU",
         "  limit stopped them; 'no tests' (no oracle test calls the function) and 'error' (mutmut's",
         "  runner raised, which mutmut itself files as a timeout) count as survivors;",
@@ -307,7 +315,7 @@ def markdown(results: list[ModuleResult], notes: list[str]) -> str:
         for s in r.survivors:
             verdict = ("equivalent: " + s.why) if s.why and not s.stale else (
                 "STALE equivalence entry (the edit changed): gap" if s.stale else "gap")
-            tag = "" if s.status == "survived" else f" ({s.status})"
+            tag = "" if s.status == "survived" else " (pre-screen)" if s.status.endswith("(pre-screen)") else f" ({s.status})"
             lines += [f"* `inspector/{r.module}.py:{s.line}` `{s.name.rpartition('.')[2]}`{tag}: {verdict}",
                       "  ```diff", *(f"  {x}" for x in s.edit.splitlines()), "  ```"]
         lines.append("")
