@@ -282,7 +282,6 @@ def _no_version(pid: bytes) -> str | None:
 _AZ_STYLES: dict[str, Decoder] = {
     "3": _az_three,
     "4": _az_four,
-    "3mark": _az_three_marked(_GENERIC_MARKS),
     "deluge": _az_three_marked(_DELUGE_MARKS),
     "2.2": _az_two_two,
     "2.2i": _az_two_two_plain,

@@ -23,8 +23,20 @@ print(repr([identify(peer_id) for peer_id in ast.literal_eval(sys.stdin.read())]
 """
 
 
+# Built-at-import decoders at their edges (written here, by the layouts their docstrings give).
+EDGES = [
+    (b"-DE1351-", "Deluge 1.3.5.1"),  # 4th char a build digit, not a release marker
+    (b"-DE135s-", "Deluge 1.3.5"),  # 's': a stable release
+    (b"A2-abc-", None),  # aria2's a-b-c- layout, not decimal: not aria2's
+    (b"S3-1-0-x", None),  # two numbers: not Amazon S3's three
+    (b"turbobtx", "TurboBT"),  # no version after the prefix: the client, no version
+    (b"btpd/0.16-", "BitTorrent Protocol Daemon 0.16"),
+    (b"btpdxx", "BitTorrent Protocol Daemon"),
+]
+
+
 def test_every_hand_written_client_name_from_a_fresh_interpreter() -> None:
-    cases = ([(pid(head), name) for head, name in AZUREUS_STYLE + TRANSMISSION + SPECIAL_STYLES]
+    cases = ([(pid(head), name) for head, name in AZUREUS_STYLE + TRANSMISSION + SPECIAL_STYLES + EDGES]
              + sorted(CAPTURED.items()))
     # The environment passed on whole: the mutation tools (tests/mutation/) name the code under test in it.
     proc = subprocess.run([sys.executable, "-c", NAME], input=repr([peer_id for peer_id, _ in cases]),
