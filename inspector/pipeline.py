@@ -269,16 +269,15 @@ class Decoder:
         return flow.state >= OTHER or first.next_seq is None or (first.offset > 0 and (seq + 1) & 0xFFFFFFFF != first.next_seq)
 
     def _forget(self, flow: Flow) -> None:
-        counted = False
+        """Take a flow out of the tables. It is in ``flows`` under one key at least (every
+        caller found it there); a key a newer flow took over stays the newer flow's."""
         for key in flow.keys:
             table = self.hot if key.__class__ is bytes else self.flows
             if table.get(key, (None,))[0] is flow:
                 del table[key]
-                counted = counted or table is self.flows
-        if counted:
-            self.flow_count -= 1
-            for direction in flow.dirs:
-                direction.drop()
+        self.flow_count -= 1
+        for direction in flow.dirs:
+            direction.drop()
 
 
     def sweep(self, now: float, number: int) -> None:
