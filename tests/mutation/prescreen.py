@@ -45,14 +45,18 @@ from pathlib import Path
 import run
 
 
-def pending(module: str, again: bool, seen: set[str]) -> list[str]:
-    """Mutants without a verdict it has not screened; or (``again``, after new tests) those
-    it screened without killing them, and mutmut's survivors not judged equivalent."""
+def pending(module: str, again: bool, last: dict[str, str]) -> list[str]:
+    """Mutants without a verdict it has not screened, or killed before yet without a
+    verdict now (mutmut made them again: the function changed, its mutants' names are
+    reused); or (``again``, after new tests) those it screened without killing them, and
+    mutmut's survivors not judged equivalent."""
     if not again:
-        return [name for name, code in run.meta(module).items() if code is None and name not in seen]
+        return [name for name, code in run.meta(module).items()
+                if code is None and last.get(name, "killed") == "killed"]
     judged = run.load_equivalent()
     return [name for name, code in run.meta(module).items()
-            if (code is None and name in seen) or (code in run.SURVIVOR_CODES and name not in judged)]
+            if (code is None and last.get(name, "killed") != "killed")
+            or (code in run.SURVIVOR_CODES and name not in judged)]
 
 
 def record_kill(module: str, mutant: str) -> None:
@@ -172,8 +176,8 @@ def main() -> int:
     if args.inside:
         import pytest
 
-        seen = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
-        names = pending(args.module, args.again, seen)
+        last = run.prescreen_verdicts(args.module)
+        names = pending(args.module, args.again, last)
         plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
     if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():
