@@ -7,32 +7,15 @@ A mutation run found the bounds of the knobs and the dictionary half of that cou
 """
 from __future__ import annotations
 
-import fastbencode
 import pytest
 
-from inspector import extensions
 from inspector.extensions import DEPTH_CEILING, LimitError, bdecode, decode, set_limits
+from test_extensions import limits, strict_calls  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(autouse=True)
-def limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The module's limits, put back after each test whatever ``set_limits`` did."""
-    for name in ("MAX_BENCODE_SIZE", "MAX_DEPTH", "MAX_TOKENS"):
-        monkeypatch.setattr(extensions, name, getattr(extensions, name))
-
-
-@pytest.fixture
-def strict_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The length of every body handed to fastbencode."""
-    calls: list[int] = []
-    real = fastbencode.bdecode
-
-    def spy(body: bytes) -> object:
-        calls.append(len(body))
-        return real(body)
-
-    monkeypatch.setattr(extensions.fastbencode, "bdecode", spy)
-    return calls
+def limits_put_back(limits: None) -> None:
+    """Every test here changes the limits: test_extensions' fixture puts them back."""
 
 
 @pytest.mark.parametrize("depth", [0, DEPTH_CEILING + 1], ids=["zero", "past-ceiling"])

@@ -10,14 +10,9 @@ from __future__ import annotations
 import wirebuild as wb
 from inspector import events as ev
 from inspector.parser import PeerWireParser
+from test_parser_gap import between_messages
 
 START = "(the connection's start was not captured)"
-
-
-def between_messages() -> PeerWireParser:
-    parser = PeerWireParser(handshake=False)
-    assert parser.feed(wb.have(0)) == [ev.Have(0)]
-    return parser
 
 
 def test_found_at_once() -> None:
