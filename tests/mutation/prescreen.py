@@ -49,14 +49,13 @@ def pending(module: str, again: bool, last: dict[str, str]) -> list[str]:
     """Mutants without a verdict it has not screened, or killed before yet without a
     verdict now (mutmut made them again: the function changed, its mutants' names are
     reused); or (``again``, after new tests) those it screened without killing them, and
-    mutmut's survivors not judged equivalent."""
+    mutmut's survivors, not judged equivalent either."""
     if not again:
         return [name for name, code in run.meta(module).items()
                 if code is None and last.get(name, "killed") == "killed"]
     judged = run.load_equivalent()
-    return [name for name, code in run.meta(module).items()
-            if (code is None and last.get(name, "killed") != "killed")
-            or (code in run.SURVIVOR_CODES and name not in judged)]
+    return [name for name, code in run.meta(module).items() if name not in judged
+            and ((code is None and last.get(name, "killed") != "killed") or code in run.SURVIVOR_CODES)]
 
 
 def record_kill(module: str, mutant: str) -> None:
