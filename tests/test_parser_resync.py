@@ -57,3 +57,34 @@ def test_after_a_hole_too() -> None:
     out = parser.feed(wb.have(2) + wb.have(3), tag="third")
     assert out == [ev.Finding("resync", "next message found after 4 bytes (after a hole)"),
                    (ev.Have(1), "second"), ev.Have(2), ev.Have(3)]
+
+
+def test_a_hunt_inside_a_hunt_s_replay_keeps_each_event_s_feed() -> None:
+    """The other side asked for a 1000-byte block and a 13-byte hole took a piece header:
+    the hunt waits to see whether the stream goes on where that block would end (byte 1013
+    after the hole's start). A handshake, a have and a second hole come meanwhile, then two
+    feeds of haves. Byte 1013 is not a message, so the framing is found at the handshake,
+    and replaying from there meets the second hole: a hunt inside the replay, which finds
+    the haves after it. Each event keeps the feed its bytes came in: the pipeline stamps
+    its frame from it."""
+    parser = between_messages()
+    parser.expect(1, 0, 1000)
+    out = parser.gap(13, tag="hole-1")
+    out += parser.feed(wb.handshake() + wb.have(1), tag="A")  # stream bytes 13..90
+    out += parser.gap(5, tag="hole-2")  # 90..95
+    out += parser.feed(wb.have(2), tag="B1")  # 95..104
+    out += parser.feed(wb.have(3) + wb.have(4), tag="B2")  # 104..122
+    # 99 haves fill 122..1013, where four 0xff bytes start no message
+    out += parser.feed(b"".join(wb.have(i) for i in range(5, 104)) + b"\xff" * 8, tag="C")
+    assert [e if isinstance(e, tuple) else (e, None) for e in out[:10]] == [
+        (ev.Finding("hole", "13 bytes not captured; framing lost, looking for the next message"), None),
+        (ev.Finding("resync", "the handshake found after 13 bytes (after a hole)"), None),
+        (ev.Handshake(bytes(8), bytes(range(20)), b"-LT2090-abcdefghijkl"), "A"),
+        (ev.Have(1), "A"),
+        (ev.Finding("hole", "5 bytes not captured; framing lost, looking for the next message"), "hole-2"),
+        (ev.Finding("resync", "next message found after 5 bytes (after a hole)"), "B2"),
+        (ev.Have(2), "B1"),
+        (ev.Have(3), "B2"),
+        (ev.Have(4), "B2"),
+        (ev.Have(5), None),  # the feed being read: no tag
+    ]
