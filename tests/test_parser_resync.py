@@ -88,3 +88,31 @@ def test_a_hunt_inside_a_hunt_s_replay_keeps_each_event_s_feed() -> None:
         (ev.Have(4), "B2"),
         (ev.Have(5), None),  # the feed being read: no tag
     ]
+
+
+def test_a_hole_held_by_a_hunt_inside_a_replay_keeps_its_own_feed() -> None:
+    """As above, and the hunt inside the replay waits for the requested block's end too
+    (its hole is 13 bytes: a piece header's worth), so a third hole reaches it before it
+    decides; its finding comes out with the third hole's tag when that hunt's own replay
+    reads it."""
+    parser = between_messages()
+    parser.expect(1, 0, 1000)
+    out = parser.gap(13, tag="hole-1")
+    out += parser.feed(wb.handshake() + wb.have(1), tag="A")  # 13..90
+    out += parser.gap(13, tag="hole-2")  # 90..103
+    out += parser.feed(wb.have(2) + wb.have(3) + wb.have(4), tag="B")  # 103..130
+    out += parser.gap(6, tag="hole-3")  # 130..136
+    # 97 haves and a keep-alive fill 136..1013, where the first hunt's block would end;
+    # six haves and seven keep-alives then fill up to 1103, where the second's would
+    c = (b"".join(wb.have(i) for i in range(5, 102)) + wb.keepalive() + b"\xff" * 8
+         + b"".join(wb.have(i) for i in range(200, 206)) + wb.keepalive() * 7 + b"\xff" * 8)
+    out += parser.feed(c, tag="C")
+    lost = "not captured; framing lost, looking for the next message"
+    assert [e if isinstance(e, tuple) else (e, None) for e in out[4:12]] == [
+        (ev.Finding("hole", f"13 bytes {lost}"), "hole-2"),
+        (ev.Finding("resync", "next message found after 13 bytes (after a hole)"), None),
+        (ev.Have(2), "B"), (ev.Have(3), "B"), (ev.Have(4), "B"),
+        (ev.Finding("hole", f"6 bytes {lost}"), "hole-3"),
+        (ev.Finding("resync", "next message found after 6 bytes (after a hole)"), None),
+        (ev.Have(5), None),
+    ]
