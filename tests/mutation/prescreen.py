@@ -186,7 +186,7 @@ def main() -> int:
     inner = [sys.executable, str(Path(__file__).resolve()), "--inside", *sys.argv[1:]]
     code = subprocess.run(["nice", "-n", "10", *inner], cwd=run.MUTANTS, env=env).returncode
     if out.exists():
-        last = {name: verdict for name, verdict, _ in (line.split() for line in out.read_text().splitlines())}
+        last = run.prescreen_verdicts(args.module)
         survivors = [name for name, verdict in last.items() if verdict == "survived"]
         print(f"{len(last)} screened, {len(survivors)} survived (in {out.relative_to(run.ROOT)})")
     return code
