@@ -90,44 +90,58 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("capture", required=False, type=click.Path(dir_okay=True))
-@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (type, session).")
+@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (see `btshark filters`).")
 @click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 @click.option("--sessions", is_flag=True, help="List the peer connections instead of messages.")
 @click.option("-c", "count", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("--torrent", "torrent_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="A .torrent of the capture (repeatable): piece counts checked, piece data hash-checked.")
+@click.option("--stats", is_flag=True, help="Statistics per session and side instead of messages.")
 @limit_options
 def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bool, count: int | None,
-         **limits: int) -> None:
+         torrent_paths: tuple[str, ...], stats: bool, **limits: int) -> None:
     """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped).
 
     The --max-* options bound what a capture can make btshark hold; a capture that
     meets one gets a 'limit' finding or warning naming it, and decoding goes on.
     """
     from .capfile import CaptureError
+    from .extract import ExtractError, read_torrent
     from .filters import FilterError, compile_filter
     from .pipeline import CaptureDecode
 
+    if sessions and stats:
+        raise Failure("--sessions and --stats are two views: give one")
     try:
-        keep = compile_filter(display_filter) if display_filter else None
-        decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits))
-    except (CaptureError, FilterError) as exc:
+        keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
+        torrents = [read_torrent(path) for path in torrent_paths]
+        decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits), torrents=torrents)
+    except (CaptureError, FilterError, ExtractError) as exc:
         raise Failure(str(exc)) from None
     try:
-        _output(decode, keep, count, sessions, fmt, sys.stdout)
+        _output(decode, keep, count, "stats" if stats else "sessions" if sessions else None, fmt, sys.stdout)
     finally:
         _warn(decode.warnings)
 
 
-def _output(decode, keep, count: int | None, sessions: bool, fmt: str, out) -> None:
-    """The decode's records (filtered, counted) or, with ``sessions``, its sessions, as ``read`` prints them."""
+def _output(decode, keep, count: int | None, view: str | None, fmt: str, out) -> None:
+    """The decode's records (filtered, counted) or its ``view`` ("sessions", "stats"), as ``read`` prints them."""
     from .output import write_records, write_sessions
 
     records = iter(decode)
     if keep is not None:
-        records = (r for r in records if keep(r.event.type, r.session.id))
+        records = filter(keep, records)
     if count is not None:
         records = _first_messages(records, count)
     try:
-        if sessions:
+        if view == "stats":
+            from .stats import Stats, write_stats
+
+            tally = Stats()
+            for record in records:
+                tally.add(record)
+            write_stats(tally, decode.sessions, fmt, out)
+        elif view == "sessions":
             for _ in records:
                 pass
             write_sessions(decode.sessions, fmt, out)
@@ -156,7 +170,7 @@ def _first_messages(records, count: int):
 @click.option("-w", "write", type=click.Path(dir_okay=False), help="Also save what was captured (pcapng).")
 @click.option("-c", "count", type=click.IntRange(min=1), help="Stop after N messages.")
 @click.option("-a", "autostop", metavar="duration:S", help="Stop after S seconds.")
-@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (type, session).")
+@click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (see `btshark filters`).")
 @click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 @click.option("--sessions", is_flag=True, help="List the peer connections when the capture stops.")
 @limit_options
@@ -175,7 +189,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
 
     duration = _duration(autostop) if autostop is not None else None
     try:
-        keep = compile_filter(display_filter) if display_filter else None
+        keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
         decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write, _limits(limits))
     except (SniffError, FilterError) as exc:
         raise Failure(str(exc)) from None
@@ -192,7 +206,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
         timer.daemon = True
         timer.start()
     try:
-        _output(decode, keep, count, sessions, fmt, _Flushing(sys.stdout))
+        _output(decode, keep, count, "sessions" if sessions else None, fmt, _Flushing(sys.stdout))
         sys.stdout.flush()
     finally:
         if timer is not None:
@@ -223,6 +237,22 @@ def _duration(spec: str) -> float:
     if kind != "duration" or not seconds > 0:
         raise Failure(f"-a {spec}: expected duration:SECONDS")
     return seconds
+
+
+@cli.command()
+def filters() -> None:
+    """List the display-filter fields (-Y) and the kinds of finding, as tshark -G lists its fields."""
+    from .events import SEVERITY
+    from .filters import field_help
+
+    rows = field_help()
+    width = max(len(name) for name, _, _ in rows)
+    for name, kind, meaning in rows:
+        click.echo(f"{name:<{width}}  {kind:<18}  {meaning}")
+    click.echo("\nOperators: == != < <= > >= contains matches in {a b c..d}, not in; and or not && || !; ( )")
+    click.echo("Message types are also bare words (piece, have); bt.finding == KIND selects findings:")
+    for kind, severity in SEVERITY.items():
+        click.echo(f"  {kind:<{width - 2}}  {severity}")
 
 
 @cli.command()

@@ -241,7 +241,8 @@ class Unknown:
 
 # How much each kind of finding matters, as Wireshark's expert info grades it:
 # "error", what a real peer would hang up on; "warning", what the capture lost
-# (the bytes themselves may be fine); "note", a deviation real peers forgive.
+# (the bytes themselves may be fine) or what a peer should not do but tolerates;
+# "note", a deviation real peers forgive.
 SEVERITY: dict[str, str] = {
     "bad_protocol": "error",
     "oversize": "error",
@@ -259,10 +260,31 @@ SEVERITY: dict[str, str] = {
     "unnamed_extension": "note",
     "limit": "warning",  # a bound of inspector.limits was met: bytes skipped, not wrong
     "land": "note",
+    # What a peer did wrong (inspector.conformance): errors a peer may hang up on,
+    # warnings it usually tolerates, notes for what some clients do by habit.
+    "request_while_choked": "error",
+    "unrequested_piece": "error",
+    "cancelled_piece": "note",
+    "unrequested_reject": "error",
+    "bad_index": "error",
+    "bad_bitfield": "error",
+    "second_bitfield": "error",
+    "late_bitfield": "warning",
+    "fast_without_bit": "error",
+    "extended_without_bit": "error",
+    "unannounced_extension": "error",
+    "odd_request": "note",
+    "before_handshake": "warning",
+    "silence": "note",
+    "bad_piece_hash": "error",
 }
 
 
 SEVERITIES = ("error", "warning", "note")
+CONFORMANCE = frozenset((
+    "request_while_choked", "unrequested_piece", "cancelled_piece", "unrequested_reject", "bad_index",
+    "bad_bitfield", "second_bitfield", "late_bitfield", "fast_without_bit", "extended_without_bit",
+    "unannounced_extension", "odd_request", "before_handshake", "silence", "bad_piece_hash"))
 
 
 def severity_of(kind: str) -> str:

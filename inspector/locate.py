@@ -464,12 +464,12 @@ class LocatingDecoder(Decoder):
 
     def _emit(self, session: Session, side: int, events: list, number: int, ts: float,  # type: ignore[override]
               out: list) -> None:
-        records: list[Record] = []
-        Decoder._emit(session, side, events, number, ts, records)
         parser = session.parsers[side]  # type: ignore[index]
         stream = parser.direction.stream if parser.direction is not None else None
-        if stream is None:
-            out.extend((record, None) for record in records)
-        else:
-            sid = stream.id
-            out.extend((record, None if span is None else (sid, *span)) for record, span in zip(records, parser.spans))
+        spans = iter(parser.spans) if stream is not None else None
+        for event in events:  # one record each, then the findings the session's checks made of it
+            records: list[Record] = []
+            Decoder._emit(session, side, (event,), number, ts, records)
+            span = next(spans, None) if spans is not None else None
+            out.append((records[0], None if span is None else (stream.id, *span)))  # type: ignore[union-attr]
+            out.extend((record, None) for record in records[1:])

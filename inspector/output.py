@@ -114,6 +114,10 @@ def _endpoints(record: Record) -> tuple[str, str]:
 def record_dict(record: Record) -> dict:
     session, event = record.session, record.event
     src, dst = _endpoints(record)
+    if event.type == "finding":
+        return {"session": session.id, "transport": session.transport, "src": src, "dst": dst, "ts": record.ts,
+                "frame": record.frame, "type": "finding", "kind": event.kind, "severity": event.severity,
+                "detail": event.detail}
     out = {
         "session": session.id,
         "transport": session.transport,
@@ -141,6 +145,8 @@ def jsonl_line(record: Record) -> str:
     encoder. A test holds this equal to ``record_dict``.
     """
     session, event = record.session, record.event
+    if event.type == "finding":
+        return _encode(record_dict(record))
     src, dst = _endpoints(record)
     msg_id = event.id
     line = (
@@ -203,14 +209,11 @@ def write_records(records: Iterable[Record], fmt: str, out: TextIO, first_ts: Ca
             out.write(text_line(record, first_ts() or 0.0) + "\n")
     elif fmt == "jsonl":
         for record in records:
-            if record.event.type != "finding":
-                out.write(jsonl_line(record) + "\n")
+            out.write(jsonl_line(record) + "\n")
     else:
         out.write("[")
         first = True
         for record in records:
-            if record.event.type == "finding":
-                continue
             out.write(("\n  " if first else ",\n  ") + json.dumps(record_dict(record)))
             first = False
         out.write("\n]\n")
@@ -240,6 +243,10 @@ def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
                 f"    {label}: {side.addr} {client}  {total[label]} messages, "
                 f"{side.payload_bytes} payload bytes, {side.stream_bytes} stream bytes"
             )
+        if s.finding_counts:
+            counted = ", ".join(f"{n} {kind} [{ev.severity_of(kind)}]" for kind, n in sorted(
+                s.finding_counts.items(), key=lambda kv: (ev.SEVERITIES.index(ev.severity_of(kv[0])), kv[0])))
+            lines.append(f"    findings: {counted}")
         for f in s.findings:
             lines.append(f"    !! frame {f.frame} {f.side or '-'} {f.kind} [{ev.severity_of(f.kind)}]: "
                          f"{safe_text(f.detail)}")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import events as ev
 from .capfile import CaptureFile
+from .conformance import SILENCE
 from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ACK_NO, ETH_IP4_TCP_HOT, FLAGS, FRAGMENT, MISSING, PAYLOAD, SEQ_NO, decode, format_addr
 from .ipfrag import Reassembler
@@ -99,6 +100,7 @@ class Decoder:
     def __init__(self, keep_payload: bool = False, limits: Limits = DEFAULT) -> None:
         self.keep_payload = keep_payload
         self.limits = limits
+        self.pieces_by_hash: dict = {}  # info hash -> conformance.PieceFacts, from --torrent
         self.ooo = Budget(limits.ooo_total)  # out-of-order bytes buffered, all flows
         self.partial = Budget(limits.partial_total)  # bytes of unfinished messages, all flows
         self.flows: dict[tuple, tuple[Flow, int]] = {}
@@ -145,6 +147,9 @@ class Decoder:
         direction.consume(size)
         if parser is None or parser.skip_payload(size):
             me.stream_bytes += size
+            if ts - me.active > SILENCE:  # (conformance.Activity.saw, inline on the hot path)
+                me.quiet = ts - me.active
+            me.active = ts
         else:
             self._deliver(flow, side, ((buf[ip_end - size : ip_end], number, ts),))
         flow.last_ts = session.end = ts
@@ -434,6 +439,9 @@ class Decoder:
                 events = parser.gap(chunk, item)
             else:
                 me.stream_bytes += len(chunk)
+                if ts - me.active > SILENCE:
+                    me.quiet = ts - me.active
+                me.active = ts
                 if parser is None:
                     if flow.scan is not None:
                         self._scan(flow, side, item)
@@ -453,8 +461,10 @@ class Decoder:
                 event, (_, frame, when) = event
             else:
                 frame, when = number, ts
-            session.account(side, (event,), frame)
+            found = session.account(side, (event,), frame, when)
             out.append(Record(session, side, frame, when, event))
+            for who, finding in found:
+                out.append(Record(session, who, frame, when, finding))
 
     def _probe(self, flow: Flow, side: int, chunks) -> None:
         """Hold a connection's first bytes until they say what it is (``inspector.detect``);
@@ -500,6 +510,8 @@ class Decoder:
         session = self.session_type(0, flow.transport, *flow.addrs, opener_known=flow.opener_known,
                                     encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload,
                                     limits=self.limits, partial=self.partial)
+        session.pieces_by_hash = self.pieces_by_hash
+        session.conformance.stalled = lambda side, dirs=flow.dirs: bool(dirs[side].pending)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
@@ -544,6 +556,7 @@ class Decoder:
         session = self.session_type(0, flow.transport, *flow.addrs, opener_known=False, encrypted=False,
                                     start=flow.start, keep_payload=self.keep_payload,
                                     limits=self.limits, partial=self.partial)
+        session.pieces_by_hash = self.pieces_by_hash
         session.note(None, first[1] if first else 0, "midstream", "the connection's start was not captured")
         flow.session = session
         flow.trial = []
@@ -682,7 +695,7 @@ class CaptureDecode:
     """
 
     def __init__(self, path: str | os.PathLike | FrameSource, keep_payload: bool = False,
-                 locate: bool = False, limits: Limits = DEFAULT) -> None:
+                 locate: bool = False, limits: Limits = DEFAULT, torrents: list | None = None) -> None:
         is_file = isinstance(path, (str, os.PathLike))
         if locate and not is_file:
             raise ValueError("messages are located only in a capture file")
@@ -696,6 +709,11 @@ class CaptureDecode:
             self.decoder: Decoder = where.LocatingDecoder(self.locator, keep_payload, limits)
         else:
             self.decoder = Decoder(keep_payload, limits)
+        for torrent in torrents or ():  # inspector.extract.Torrent: counts, and hashes checked (payloads kept)
+            from .conformance import torrent_facts
+
+            self.decoder.keep_payload = True
+            self.decoder.pieces_by_hash.update(torrent_facts(torrent))
         self._last: Record | None = None  # the record just yielded, and its span
         self._span: Span | None = None
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from . import events as ev
 from .clients import identify
+from .conformance import HARMLESS, Conformance, Found, PieceFacts
 from .extensions import extension_names
 from .limits import DEFAULT, Budget, Limits
 from .parser import PeerWireParser
@@ -31,6 +32,8 @@ class Side:
     messages: dict[str, int] = field(default_factory=dict)
     payload_bytes: int = 0  # piece block bytes sent
     stream_bytes: int = 0  # TCP/uTP payload bytes sent
+    active: float = 0.0  # when it last sent bytes (conformance.Activity): from the session's start
+    quiet: float = 0.0  # a silence its latest bytes ended, not yet reported
 
     @property
     def client(self) -> str | None:
@@ -74,7 +77,7 @@ class PeerRegistry:
     def __init__(self) -> None:
         self._by_id: dict[tuple[bytes, bytes], list[tuple[Session, int]]] = {}
 
-    def handshake(self, session: Session, side: int, frame: int) -> None:
+    def handshake(self, session: Session, side: int, frame: int, found: list[Found]) -> None:
         me = session.sides[side]
         key = (me.info_hash or b"", me.peer_id or b"")
         others = self._by_id.setdefault(key, [])
@@ -85,12 +88,12 @@ class PeerRegistry:
                 continue
             them = other.sides[other_side]
             if _host(them.addr) != host:
-                session.note(side, frame, "duplicate_peer_id",
-                             f"peer id {me.peer_id.hex()} also used by {them.addr} in session #{other.id}")
+                found.append((side, ev.Finding("duplicate_peer_id", f"peer id {me.peer_id.hex()} also used by "
+                                                                    f"{them.addr} in session #{other.id}")))
                 break
             if theirs is not None and other.sides[1 - other_side].peer_id == theirs:
-                session.note(side, frame, "duplicate_peer_id",
-                             f"a second connection between the same two peer ids (session #{other.id} is open)")
+                found.append((side, ev.Finding("duplicate_peer_id", f"a second connection between the same two "
+                                                                    f"peer ids (session #{other.id} is open)")))
                 break
         others.append((session, side))
         if len(others) > 64:
@@ -111,7 +114,7 @@ class Session:
                  keep_payload: bool = False, limits: Limits = DEFAULT, partial: Budget | None = None) -> None:
         self.id = sid
         self.transport = transport
-        self.sides = (Side(a), Side(b))
+        self.sides = (Side(a, active=start), Side(b, active=start))
         self.opener_known = opener_known
         self.encrypted = encrypted
         self.start = start
@@ -124,6 +127,10 @@ class Session:
         self.registry = registry
         self.keep_payload = keep_payload
         self.torrent = Torrent()
+        self.finding_counts: dict[str, int] = {}  # every finding by kind, kept or not
+        self.pieces_by_hash: dict[bytes, PieceFacts] = {}  # from --torrent: counts and hashes
+        # MSE may hide a handshake: nothing before a plaintext one is known.
+        self.conformance = Conformance(opener_known and not encrypted, activity=self.sides)
         self.parsers = None if encrypted else self.make_parsers(not opener_known)
 
     def make_parsers(self, midstream: bool, why: str = "the connection's start was not captured"
@@ -138,6 +145,10 @@ class Session:
         return self.sides[0].info_hash or self.sides[1].info_hash
 
     def note(self, side: int | None, frame: int, kind: str, detail: str) -> None:
+        counts = self.finding_counts
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind not in HARMLESS and kind not in ev.CONFORMANCE:
+            self.conformance.lost()
         findings = self.findings
         if len(findings) < self.limits.findings:
             findings.append(SessionFinding(kind, None if side is None else "ab"[side], frame, detail))
@@ -148,15 +159,23 @@ class Session:
             findings.append(SessionFinding("limit", None, frame, f"findings kept per session reached "
                                            f"({self.limits.option('findings')}); later ones are counted only"))
 
-    def account(self, side: int, events: list[ev.Event], frame: int) -> None:
-        """Fold one direction's events into the session's facts and findings."""
+    def account(self, side: int, events: list[ev.Event], frame: int, ts: float = 0.0) -> list[Found]:
+        """Fold one direction's events into the session's facts and findings; what the
+        conformance checks found, as (side, finding), for the caller to show after them."""
         me = self.sides[side]
+        found: list[Found] = []
         for event in events:
             kind = event.type
             if kind == "finding":
                 self.note(side, frame, event.kind, event.detail)
                 continue
             me.messages[kind] = me.messages.get(kind, 0) + 1
+            start = len(found)
+            found += self.conformance.check(side, event, ts)
+            if kind == "handshake":
+                self._handshake(side, event, frame, found)
+            for who, finding in found[start:]:
+                self.note(who, frame, finding.kind, finding.detail)
             if kind == "piece":
                 me.payload_bytes += event.length
             elif kind == "request":
@@ -173,25 +192,26 @@ class Session:
                 if torrent.bitfield_bytes is None:
                     torrent.bitfield_bytes = event.size - 1
                     torrent.piece_count = 8 * torrent.bitfield_bytes
-            elif kind == "handshake":
-                self._handshake(side, event, frame)
             elif kind == "extended" and event.ext_id == 0 and isinstance(event.data, dict):
                 me.extension = {k: event.data[k] for k in EXT_FACTS if k in event.data}
                 if self.parsers:
                     # What this side names in its m dictionary is what the other sends it.
                     receiver = self.parsers[1 - side]
                     receiver.ext_names = extension_names(event.data, receiver.ext_names)
+        return found
 
-    def _handshake(self, side: int, hs: ev.Handshake, frame: int) -> None:
+    def _handshake(self, side: int, hs: ev.Handshake, frame: int, found: list[Found]) -> None:
         me, other = self.sides[side], self.sides[1 - side]
         me.reserved, me.info_hash, me.peer_id = hs.reserved, hs.info_hash, hs.peer_id
+        if self.conformance.pieces is None and hs.info_hash in self.pieces_by_hash:
+            self.conformance.pieces = self.pieces_by_hash[hs.info_hash]
         if other.info_hash is not None and other.info_hash != hs.info_hash:
-            self.note(side, frame, "info_hash_mismatch",
-                      f"info hash {hs.info_hash.hex()} differs from the other side's {other.info_hash.hex()}")
+            found.append((side, ev.Finding("info_hash_mismatch", f"info hash {hs.info_hash.hex()} differs from "
+                                                                 f"the other side's {other.info_hash.hex()}")))
         if other.peer_id is not None and other.peer_id == hs.peer_id and len(hs.peer_id) == 20:
-            self.note(side, frame, "self_connection", f"both sides use peer id {hs.peer_id.hex()}")
+            found.append((side, ev.Finding("self_connection", f"both sides use peer id {hs.peer_id.hex()}")))
         if self.registry is not None:
-            self.registry.handshake(self, side, frame)
+            self.registry.handshake(self, side, frame, found)
 
     def as_dict(self) -> dict:
         a, b = self.sides
@@ -212,5 +232,6 @@ class Session:
             "payload_bytes": {"a": a.payload_bytes, "b": b.payload_bytes},
             "sides": {"a": a.as_dict(), "b": b.as_dict()},
             "findings": [f.as_dict() for f in self.findings],
+            "finding_counts": dict(sorted(self.finding_counts.items())),
             "findings_dropped": self.findings_dropped,
         }

@@ -7,6 +7,8 @@ from the BEPs (``wirebuild``), run
 through ``btshark read -T jsonl`` and ``-T json``, and each record must have exactly the
 keys written below (README.md's JSON contract, DESIGN.md's table) with exactly the
 values that were built. The tables are written by hand, not read from ``inspector``.
+The findings those messages earn (a finding is a record of its own, ``type: "finding"``)
+are pinned the same way: their keys, their place, their values.
 """
 from __future__ import annotations
 
@@ -119,6 +121,20 @@ MESSAGES: list[tuple[int, bytes, dict]] = [
 ]
 FIRST_MESSAGE_FRAME = 4  # after SYN, SYN-ACK, ACK; then one segment (one frame) per message
 
+# A finding is a record of its own (DESIGN.md: ``type: "finding"``, ``kind``, ``severity``, ``detail``),
+# with the message records' place keys and no ``id`` or ``size``.
+FINDING_BASE = {"session", "transport", "src", "dst", "ts", "frame", "type", "kind", "severity", "detail"}
+# What a peer on the other end would object to in MESSAGES, reasoned out by hand: (the index in
+# MESSAGES of the message that caused it, kind, severity, detail). Each is written right after
+# that message, with its side, frame and time.
+FINDINGS: list[tuple[int, str, str, str]] = [
+    # b's have_all (6) after its own bitfield (4): BEP 3/6, one piece map, sent once.
+    (6, "second_bitfield", "error", "have_all after this side's bitfield: the piece map is sent once"),
+    # b rejects 4:32768:16384 (14), which a cancelled (13) but never requested.
+    (14, "unrequested_reject", "error",
+     "reject of index 4 begin 32768 length 16384, which the other side never requested"),
+]
+
 
 def frame_time(frame: int) -> float:
     """``hostile.Conn`` stamps its n-th frame 1 ms after the one before, from T0."""
@@ -142,6 +158,18 @@ def expected_record(n: int) -> dict:
             **fields}
 
 
+def expected_records() -> list[dict]:
+    """Every record ``read -T jsonl`` writes of ``every_type``: each message, then the findings it caused."""
+    out = []
+    for n in range(len(MESSAGES)):
+        message = expected_record(n)
+        out.append(message)
+        for _, kind, severity, detail in (f for f in FINDINGS if f[0] == n):
+            out.append({**{k: message[k] for k in ("session", "transport", "src", "dst", "ts", "frame")},
+                        "type": "finding", "kind": kind, "severity": severity, "detail": detail})
+    return out
+
+
 def test_the_table_has_every_type_the_contract_names():
     """DESIGN.md's ``type`` list, copied here, against the table and the built messages."""
     design = {"handshake", "keepalive", "choke", "unchoke", "interested", "not_interested", "have", "bitfield",
@@ -154,18 +182,23 @@ def test_the_table_has_every_type_the_contract_names():
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_every_type_has_exactly_its_keys(every_type, fmt):
     records = records_of(every_type, fmt)
-    assert [r["type"] for r in records] == [fields["type"] for _, _, fields in MESSAGES]
-    for r, (_, _, built) in zip(records, MESSAGES):
+    assert [r["type"] for r in records] == [r["type"] for r in expected_records()]
+    messages = [r for r in records if r["type"] != "finding"]
+    for r, (_, _, built) in zip(messages, MESSAGES, strict=True):
         extra = EXTRA_KEYS[r["type"]] | (TRAILING_KEYS if "trailing" in built else set())
         assert set(r) == BASE | extra, f"{r['type']}: {sorted(set(r) ^ (BASE | extra))} differ"
+    findings = [r for r in records if r["type"] == "finding"]
+    assert len(findings) == len(FINDINGS)
+    for r in findings:
+        assert set(r) == FINDING_BASE, f"{r['kind']}: {sorted(set(r) ^ FINDING_BASE)} differ"
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_every_value_is_what_was_built(every_type, fmt):
     records = records_of(every_type, fmt)
-    assert len(records) == len(MESSAGES)
-    for n, r in enumerate(records):
-        want = expected_record(n)
+    expected = expected_records()
+    assert len(records) == len(expected) == len(MESSAGES) + len(FINDINGS)
+    for r, want in zip(records, expected):
         assert r["ts"] == pytest.approx(want.pop("ts"), abs=1e-5)
         assert {k: v for k, v in r.items() if k != "ts"} == want
 
@@ -179,7 +212,8 @@ def records_of(capture: Path, fmt: str) -> list[dict]:
 # ---------------------------------------------------------------- --sessions -T json
 
 SESSION_KEYS = {"id", "transport", "a", "b", "opener_known", "info_hash", "peer_ids", "clients", "encrypted",
-                "start", "end", "state", "messages", "payload_bytes", "sides", "findings", "findings_dropped"}
+                "start", "end", "state", "messages", "payload_bytes", "sides", "findings", "finding_counts",
+                "findings_dropped"}
 SIDE_KEYS = {"addr", "peer_id", "client", "reserved", "extensions", "extension_handshake", "messages",
              "payload_bytes", "stream_bytes"}
 FINDING_KEYS = {"kind", "severity", "side", "frame", "detail"}
@@ -196,8 +230,11 @@ def test_session_record_keys_and_values(every_type):
         "peer_ids": {"a": PEER_A.hex(), "b": PEER_B.hex()},
         "clients": {"a": "libtorrent (rasterbar) 2.1.1", "b": "Transmission 3.00"},
         "encrypted": False, "state": "closed", "messages": counts, "payload_bytes": {"a": 0, "b": 100},
-        "findings": [], "findings_dropped": 0,
+        "findings": [{"kind": kind, "severity": severity, "side": "ab"[MESSAGES[n][0]],
+                      "frame": FIRST_MESSAGE_FRAME + n, "detail": detail} for n, kind, severity, detail in FINDINGS],
+        "finding_counts": {"second_bitfield": 1, "unrequested_reject": 1}, "findings_dropped": 0,
     }
+    assert all(set(f) == FINDING_KEYS for f in s["findings"])
     assert s["start"] == pytest.approx(frame_time(1), abs=1e-5)
     assert s["end"] == pytest.approx(frame_time(last_frame), abs=1e-5)
     assert set(s["sides"]) == {"a", "b"}
@@ -248,7 +285,9 @@ def partial(tmp_path_factory) -> tuple[Path, dict[str, int]]:
 
 
 def partial_records(capture: Path) -> dict[str, dict]:
-    return {r["type"]: r for r in read_jsonl(capture) if r["src"] == B_ADDR and r["type"] != "handshake"}
+    """b's messages past its handshake, by type (the findings, records of their own, left out)."""
+    return {r["type"]: r for r in read_jsonl(capture)
+            if r["src"] == B_ADDR and r["type"] not in ("handshake", "finding")}
 
 
 def test_partial_messages_carry_missing(partial):
@@ -266,13 +305,20 @@ def test_partial_messages_carry_missing(partial):
     (session,) = read_sessions(capture)
     assert [f["kind"] for f in session["findings"]] == ["hole"] * 3
     assert all(set(f) == FINDING_KEYS for f in session["findings"])
+    assert session["finding_counts"] == {"hole": 3}
+    # Each hole is also a record of its own, on b's side, at the frame of a's ack that made it known.
+    holes = [r for r in read_jsonl(capture) if r["type"] == "finding"]
+    assert all(set(r) == FINDING_BASE for r in holes)
+    assert [(r["kind"], r["severity"], r["src"], r["frame"]) for r in holes] == \
+        [("hole", "warning", B_ADDR, last[kind] + 1) for kind in ("bitfield", "piece", "extended")]
 
 
 def test_partial_messages_are_the_same_in_json_and_jsonl(partial):
     """``-T jsonl`` writes block messages by a path of its own; ``-T json`` by the general one."""
     capture, _ = partial
     assert records_of(capture, "json") == records_of(capture, "jsonl")
-    assert {r["type"]: r.get("missing") for r in records_of(capture, "json") if r["src"] == B_ADDR} == \
+    assert {r["type"]: r.get("missing") for r in records_of(capture, "json")
+            if r["src"] == B_ADDR and r["type"] != "finding"} == \
         {"handshake": None, "bitfield": 500, "piece": 1024, "extended": 600}
 
 
@@ -329,8 +375,14 @@ TEXT: list[str] = [
 
 def test_every_type_has_its_text_line(every_type):
     lines = btshark_ok("read", every_type).stdout.splitlines()
-    assert len(TEXT) == len(MESSAGES) == len(lines)
-    for n, (line, what) in enumerate(zip(lines, TEXT)):
+    # Each message's line, then a "!! kind [severity]: detail" line per finding it caused, with its
+    # frame, time and direction.
+    expected: list[tuple[int, str]] = []
+    for n, what in enumerate(TEXT):
+        expected.append((n, what))
+        expected += [(n, f"!! {kind} [{severity}]: {detail}") for at, kind, severity, detail in FINDINGS if at == n]
+    assert len(TEXT) == len(MESSAGES) and len(lines) == len(expected) == len(MESSAGES) + len(FINDINGS)
+    for line, (n, what) in zip(lines, expected):
         side = MESSAGES[n][0]
         src, dst = (A_ADDR, B_ADDR) if side == 0 else (B_ADDR, A_ADDR)
         frame = FIRST_MESSAGE_FRAME + n
@@ -380,7 +432,8 @@ def test_piece_lists_are_written_as_runs(numbers, text):
 
 
 def test_sessions_text(every_type, partial):
-    """``read --sessions``: a line per session, a line per side, a line per finding."""
+    """``read --sessions``: a line per session, a line per side, the findings counted by kind (by
+    severity, then kind), a line per finding."""
     last_frame = FIRST_MESSAGE_FRAME + len(MESSAGES) + 1
     sent = {side: [data for who, data, _ in MESSAGES if who == side] for side in (0, 1)}
     lines = btshark_ok("read", every_type, "--sessions").stdout.splitlines()
@@ -391,9 +444,13 @@ def test_sessions_text(every_type, partial):
         f"{sum(map(len, sent[0]))} stream bytes",
         f"    b: {B_ADDR} Transmission 3.00  {len(sent[1])} messages, 100 payload bytes, "
         f"{sum(map(len, sent[1]))} stream bytes",
+        "    findings: 1 second_bitfield [error], 1 unrequested_reject [error]",
+        *(f"    !! frame {FIRST_MESSAGE_FRAME + n} {'ab'[MESSAGES[n][0]]} {kind} [{severity}]: {detail}"
+          for n, kind, severity, detail in FINDINGS),
     ]
     capture, last = partial
     lines = btshark_ok("read", capture, "--sessions").stdout.splitlines()
+    assert "    findings: 3 hole [warning]" in lines
     holes = [line for line in lines if line.startswith("    !! ")]
     assert [line.split(": ", 1)[0] for line in holes] == \
         [f"    !! frame {last[kind] + 1} b hole [warning]" for kind in ("bitfield", "piece", "extended")]  # a's ack

@@ -10,6 +10,7 @@ the connection) and the frame, each reasoned from how the bytes were laid out.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,7 +109,9 @@ def hole(n: int) -> Case:
     c.seq[1] += 1000  # bytes 1000-1999 sent, not captured
     c.emit(1, PSH, block[2000:])  # frame 8
     c.emit(0, hostile.ACK)  # frame 9: a acknowledges all of it, so the gap was a loss
-    return Case(opener(n), c.close().frames, [("hole", "warning", "b", 9, "1000 bytes of piece 0:0")])
+    # b never unchoked a: the request is a finding of its own (kept: the loss came after it).
+    return Case(opener(n), c.close().frames, [("request_while_choked", "error", "a", 6, "never unchoked"),
+                                              ("hole", "warning", "b", 9, "1000 bytes of piece 0:0")])
 
 
 def truncated(n: int) -> Case:
@@ -163,7 +166,8 @@ def bencode_lenient(n: int) -> Case:
 def unnamed_extension(n: int) -> Case:
     c = opened(n)
     c.send(0, wb.extended(5, b"\x01\x02\x03"))  # frame 6: no extension handshake of b's was captured
-    return Case(opener(n), c.close().frames, [("unnamed_extension", "note", "a", 6, "extended message 5")])
+    return Case(opener(n), c.close().frames, [("unnamed_extension", "note", "a", 6, "extended message 5"),
+                                              ("unannounced_extension", "error", "a", 6, "never sent an extension")])
 
 
 def limit(n: int) -> Case:
@@ -182,20 +186,135 @@ def land(n: int) -> Case:
     return Case(f"10.1.{n}.1:7000", c.frames, [("land", "note", None, 2, "source and destination")])
 
 
+# -- what a peer did wrong (inspector.conformance) --------------------------------------
+
+NO_FAST = bytes.fromhex("0000000000100001")  # BEP 10 and DHT, not BEP 6
+NO_EXT = bytes.fromhex("0000000000000005")  # BEP 6 and DHT, not BEP 10
+PIECE_LENGTH = 16384
+LAST_PIECE = 1000
+INFO = {b"name": b"kinds.bin", b"piece length": PIECE_LENGTH, b"length": 2 * PIECE_LENGTH + LAST_PIECE,
+        b"pieces": bytes(20) * 3}  # three pieces, none of whose bytes hash to zeros
+TORRENT_HASH = hashlib.sha1(wb.bencode(INFO)).digest()
+
+
+def opened_with(n: int, a: bytes = RESERVED, b: bytes = RESERVED, info_hash: bytes = HASH) -> hostile.Conn:
+    c = conn(n).open()
+    return c.send(0, wb.handshake(info_hash, peer(n, "a"), a)).send(1, wb.handshake(info_hash, peer(n, "b"), b))
+
+
+def request_while_choked(n: int) -> Case:
+    c = opened(n).send(0, wb.interested())  # frame 6
+    c.send(0, wb.request(0, 0, PIECE_LENGTH))  # frame 7: b never unchoked a
+    return Case(opener(n), c.close().frames, [("request_while_choked", "error", "a", 7, "never unchoked")])
+
+
+def unrequested_piece(n: int) -> Case:
+    c = opened(n).send(1, wb.unchoke())  # frame 6
+    c.send(1, wb.piece(0, 0, bytes(100)))  # frame 7: nobody asked for it
+    return Case(opener(n), c.close().frames, [("unrequested_piece", "error", "b", 7, "index 0 begin 0 length 100")])
+
+
+def cancelled_piece(n: int) -> Case:
+    c = opened(n).send(1, wb.unchoke())  # frame 6
+    c.send(0, wb.request(0, 0, 1000)).send(0, wb.cancel(0, 0, 1000))  # frames 7, 8
+    c.send(1, wb.piece(0, 0, bytes(1000)))  # frame 9: sent before the cancel arrived, say
+    return Case(opener(n), c.close().frames, [("cancelled_piece", "note", "b", 9, "cancelled")])
+
+
+def unrequested_reject(n: int) -> Case:
+    c = opened(n).send(1, wb.reject(2, 0, PIECE_LENGTH))  # frame 6
+    return Case(opener(n), c.close().frames, [("unrequested_reject", "error", "b", 6, "never requested")])
+
+
+def bad_index(n: int) -> Case:
+    c = opened(n).send(1, wb.bitfield(b"\xff"))  # frame 6: room for 8 pieces
+    c.send(1, wb.have(8))  # frame 7
+    return Case(opener(n), c.close().frames, [("bad_index", "error", "b", 7, "have index 8")])
+
+
+def bad_bitfield(n: int) -> Case:
+    c = opened_with(n, info_hash=TORRENT_HASH)  # the --torrent's three pieces
+    c.send(1, wb.bitfield(b"\xe1"))  # frame 6: pieces 0-2, and a spare bit
+    return Case(opener(n), c.close().frames, [("bad_bitfield", "error", "b", 6, "spare bits")])
+
+
+def second_bitfield(n: int) -> Case:
+    c = opened(n).send(1, wb.bitfield(b"\xf0")).send(1, wb.bitfield(b"\xff"))  # frames 6, 7
+    return Case(opener(n), c.close().frames, [("second_bitfield", "error", "b", 7, "after this side's bitfield")])
+
+
+def late_bitfield(n: int) -> Case:
+    c = opened(n).send(1, wb.unchoke()).send(1, wb.bitfield(b"\xff"))  # frames 6, 7
+    return Case(opener(n), c.close().frames, [("late_bitfield", "warning", "b", 7, "message 2")])
+
+
+def fast_without_bit(n: int) -> Case:
+    c = opened_with(n, b=NO_FAST).send(1, wb.have_all())  # frame 6
+    return Case(opener(n), c.close().frames, [("fast_without_bit", "error", "b", 6, "side b's handshake")])
+
+
+def extended_without_bit(n: int) -> Case:
+    c = opened_with(n, a=NO_EXT).send(0, wb.extended(0, wb.bencode({b"m": {b"ut_pex": 1}})))  # frame 6
+    return Case(opener(n), c.close().frames, [("extended_without_bit", "error", "a", 6, "side a's handshake")])
+
+
+def unannounced_extension(n: int) -> Case:
+    c = opened(n).send(1, wb.extended(0, wb.bencode({b"m": {b"ut_pex": 1}})))  # frame 6: b takes ut_pex as 1
+    c.send(0, wb.extended(2, wb.bencode({b"added": b""})))  # frame 7
+    return Case(opener(n), c.close().frames, [("unannounced_extension", "error", "a", 7, "announced 1 (ut_pex)")])
+
+
+def odd_request(n: int) -> Case:
+    c = opened(n).send(1, wb.unchoke())  # frame 6
+    c.send(0, wb.request(0, 100, PIECE_LENGTH))  # frame 7
+    return Case(opener(n), c.close().frames, [("odd_request", "note", "a", 7, "at begin 100")])
+
+
+def before_handshake(n: int) -> Case:
+    c = conn(n).open().send(0, wb.handshake(HASH, peer(n, "a"), RESERVED))  # frame 4
+    c.send(0, wb.interested())  # frame 5, before b's handshake (frame 6)
+    c.send(1, wb.handshake(HASH, peer(n, "b"), RESERVED))
+    return Case(opener(n), c.close().frames, [("before_handshake", "warning", "a", 5, "interested")])
+
+
+def silence(n: int) -> Case:
+    c = opened(n)
+    c.t += 150  # neither side says anything for two and a half minutes
+    c.send(0, wb.keepalive())  # frame 6: both were silent too long; a speaks again
+    return Case(opener(n), c.close().frames, [("silence", "note", "a", 6, "side a sent nothing for 150 s"),
+                                              ("silence", "note", "b", 6, "side b sent nothing for 150 s")])
+
+
+def bad_piece_hash(n: int) -> Case:
+    c = opened_with(n, info_hash=TORRENT_HASH).send(1, wb.unchoke())  # frame 6
+    c.send(0, wb.request(2, 0, LAST_PIECE))  # frame 7: the last piece, whole
+    c.send(1, wb.piece(2, 0, bytes(LAST_PIECE)))  # frame 8: zeros, which piece 2's hash is not
+    return Case(opener(n), c.close().frames, [("bad_piece_hash", "error", "b", 8, "piece 2 does not match")])
+
+
 BUILDERS: dict[str, Callable[[int], Case | list[Case]]] = {
     "bad_protocol": bad_protocol, "oversize": oversize, "malformed": malformed, "bad_bencode": bad_bencode,
     "info_hash_mismatch": info_hash_mismatch, "self_connection": self_connection, "hole": hole,
     "truncated": truncated, "midstream": midstream, "resync": resync, "duplicate_peer_id": duplicate_peer_id,
     "bencode_lenient": bencode_lenient, "unnamed_extension": unnamed_extension, "limit": limit, "land": land,
+    "request_while_choked": request_while_choked, "unrequested_piece": unrequested_piece,
+    "cancelled_piece": cancelled_piece, "unrequested_reject": unrequested_reject, "bad_index": bad_index,
+    "bad_bitfield": bad_bitfield, "second_bitfield": second_bitfield, "late_bitfield": late_bitfield,
+    "fast_without_bit": fast_without_bit, "extended_without_bit": extended_without_bit,
+    "unannounced_extension": unannounced_extension, "odd_request": odd_request,
+    "before_handshake": before_handshake, "bad_piece_hash": bad_piece_hash,
+    "silence": silence,  # last: its clock jumps two and a half minutes
 }
 # The replayer's: a peer that answered with another peer id than the one dialled. A capture
 # does not say which peer id was dialled, so the inspector never raises it.
 NOT_FROM_CAPTURES = {"peer_id_mismatch"}
 README_SEVERITY = {  # README.md, "Lines starting !! are findings, each with a severity"
     "error": {"bad_protocol", "oversize", "malformed", "bad_bencode", "info_hash_mismatch", "self_connection",
-              "duplicate_peer_id"},
-    "warning": {"hole", "truncated", "midstream", "resync", "limit"},
-    "note": {"bencode_lenient", "unnamed_extension", "land"},
+              "duplicate_peer_id", "request_while_choked", "unrequested_piece", "unrequested_reject", "bad_index",
+              "bad_bitfield", "second_bitfield", "fast_without_bit", "extended_without_bit",
+              "unannounced_extension", "bad_piece_hash"},
+    "warning": {"hole", "truncated", "midstream", "resync", "limit", "late_bitfield", "before_handshake"},
+    "note": {"bencode_lenient", "unnamed_extension", "land", "cancelled_piece", "odd_request", "silence"},
 }
 LIMIT_OPTIONS = ("--max-bencode-size", "1k")  # only the limit case's body is above it
 
@@ -211,7 +330,14 @@ def built(tmp_path_factory) -> tuple[Path, dict[str, dict[str, list[Expected]]]]
             mine = expected.setdefault(kind, {}).setdefault(case.opener, [])
             mine += [(k, sev, side, len(frames) + frame, part) for k, sev, side, frame, part in case.findings]
             frames += case.frames
-    return hostile.write_pcap(tmp_path_factory.mktemp("kinds") / "kinds.pcap", frames), expected
+    folder = tmp_path_factory.mktemp("kinds")
+    (folder / "kinds.torrent").write_bytes(wb.bencode({b"info": INFO}))
+    return hostile.write_pcap(folder / "kinds.pcap", frames), expected
+
+
+def options(capture: Path) -> tuple:
+    """The limit case's bound, and the .torrent the bad_bitfield and bad_piece_hash cases are of."""
+    return (*LIMIT_OPTIONS, "--torrent", capture.parent / "kinds.torrent")
 
 
 def test_every_graded_kind_has_a_case():
@@ -223,7 +349,7 @@ def test_every_graded_kind_has_a_case():
 def test_kind_from_bytes(built, kind):
     capture, expected = built
     sessions = {s["a"]: s for s in json.loads(
-        btshark_ok("read", capture, "--sessions", "-T", "json", *LIMIT_OPTIONS).stdout)}
+        btshark_ok("read", capture, "--sessions", "-T", "json", *options(capture)).stdout)}
     for opener_addr, findings in expected[kind].items():
         session = sessions[opener_addr]
         got = [(f["kind"], f["severity"], f["side"], f["frame"]) for f in session["findings"]]
@@ -236,7 +362,7 @@ def test_kind_from_bytes(built, kind):
 
 def test_sessions_text_lists_each_finding_with_its_frame_side_and_severity(built):
     capture, expected = built
-    text = btshark_ok("read", capture, "--sessions", *LIMIT_OPTIONS).stdout
+    text = btshark_ok("read", capture, "--sessions", *options(capture)).stdout
     shown = sorted(line.strip().split(": ", 1)[0] for line in text.splitlines() if line.strip().startswith("!! "))
     assert shown == sorted(f"!! frame {frame} {side or '-'} {kind} [{severity}]"
                            for per_opener in expected.values() for findings in per_opener.values()

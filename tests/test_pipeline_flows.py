@@ -175,9 +175,14 @@ def test_an_open_flow_is_closed_as_idle_only_past_the_idle_timeout():
         states.append([s.state for s in decoder.sessions])
     assert states == [["open", "open"], ["open", "open"], ["idle", "idle"]]
     assert [s.end for s in decoder.sessions] == [1000.0, 1000.0]
-    first = decoder.sessions[0]
+    first, second = decoder.sessions
     assert [(f.kind, f.side, f.frame) for f in first.findings] == [("truncated", "a", number + 7)]
-    assert [(r.frame, r.event.kind) for r in decoder.out if r.event.type == "finding"] == [(number + 7, "truncated")]
+    # Both flows join the same two peer ids, the first still open: b's handshake, the second
+    # flow's last frame, makes a second connection between them (the original client's check).
+    handshake_b = len(talking.frames) + len(quiet.frames)
+    assert [(f.kind, f.side, f.frame) for f in second.findings] == [("duplicate_peer_id", "b", handshake_b)]
+    assert [(r.session, r.frame, r.event.kind) for r in decoder.out if r.event.type == "finding"] == \
+        [(second, handshake_b, "duplicate_peer_id"), (first, number + 7, "truncated")]
 
 
 def test_a_flow_with_a_packet_since_the_previous_sweep_is_not_idle():

@@ -157,7 +157,11 @@ def test_a_piece_s_segments_are_counted_past_and_the_last_one_completes_it():
         assert stream_bytes(session) == (sent[0], sent[1] + sum(map(len, parts[: i + 1])))
         if i < 2:
             assert decoder.out == []
-    assert decoder.out == [Record(session, 1, number + 2, stamps[2], ev.Piece(3, 16384, 3072))]
+    message, *findings = decoder.out
+    assert message == Record(session, 1, number + 2, stamps[2], ev.Piece(3, 16384, 3072))
+    # No request came before it: the piece earns its finding, right after it, at its frame.
+    assert [(r.side, r.frame, r.ts, r.event.kind) for r in findings] == \
+        [(1, number + 2, stamps[2], "unrequested_piece")]
 
 
 def test_a_bare_ack_after_the_connection_was_reset_is_taken_as_its_last_packet():

@@ -93,11 +93,14 @@ def test_held_segments_delivered_together_are_all_probed(tmp_path: Path) -> None
     conn.seq[0] = start + 68 + 5
     conn.send(1, HS_B_PLAIN)  # 6
     records, (session,) = decoded(tmp_path, conn.close().frames)
+    # a's interested goes out before b's handshake (frame 6): that, and only that, is a finding.
+    early = "interested sent before the other side's handshake"
     assert seen(records) == [
         (0, 4, ev.Handshake(bytes(8), h.HASH, h.PEER_A)), (0, 4, ev.Interested()),
+        (0, 4, ev.Finding("before_handshake", early, "warning")),
         (1, 6, ev.Handshake(bytes(8), h.HASH, h.PEER_B)),
     ]
-    assert session.findings == []
+    assert session.findings == [SessionFinding("before_handshake", "a", 4, early)]
     assert (session.sides[0].stream_bytes, session.sides[1].stream_bytes) == (68 + 5, 68)
 
 

@@ -112,5 +112,9 @@ class MessageIndex:
         return Row(row, self.frame[row], self.ts[row], self.sessions[self.session[row]], self.side[row],
                    self.event(row), self.spans.get(row))
 
+    def record(self, row: int) -> Record:
+        """The row as the decode gave it, for the display filter."""
+        return Record(self.sessions[self.session[row]], self.side[row], self.frame[row], self.ts[row], self.event(row))
+
     def type_name(self, row: int) -> str:
         return TYPES[self.kind[row]]

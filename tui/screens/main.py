@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, Tree
 from inspector.filters import compile_filter
 
 from ..messages import JumpTo, LoadProgress
-from ..model.index import FINDING, TYPES
+from ..model.index import FINDING
 from ..widgets.details import DetailsTree
 from ..widgets.filterbar import FilterBar
 from ..widgets.hexpane import HexPane
@@ -127,11 +127,11 @@ class MainScreen(Screen):
         """Extend a live filter's result with the rows that came since it was last applied."""
         if self.filtered is None:
             return  # the worker filtering everything so far has not finished: it takes these too
-        keep_fn = compile_filter(self.expression)
+        keep_fn = compile_filter(self.expression, lambda: self.app.first_ts)
         ix = self.app.index
-        kind, session = ix.kind, ix.session
+        session = ix.session
         fresh = (r for r in range(self._filtered_upto, rows)
-                 if (self.session is None or session[r] == self.session) and keep_fn(TYPES[kind[r]], session[r]))
+                 if (self.session is None or session[r] == self.session) and keep_fn(ix.record(r)))
         self.filtered.extend(fresh)
         self._filtered_upto = rows
         self.query_one(MessagesView).grew()
@@ -166,11 +166,10 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="filter")
     def _filter(self, expression: str, base: array | range, keep: int, upto: int) -> None:
-        keep_fn = compile_filter(expression)
+        keep_fn = compile_filter(expression, lambda: self.app.first_ts)
         ix = self.app.index
-        kind, session = ix.kind, ix.session
-        names = TYPES
-        rows = array("I", (r for r in base if r < upto and keep_fn(names[kind[r]], session[r])))
+        record = ix.record
+        rows = array("I", (r for r in base if r < upto and keep_fn(record(r))))
         self.app.call_from_thread(self._filtered, rows, keep, upto)
 
     def _filtered(self, rows: array, keep: int, upto: int) -> None:

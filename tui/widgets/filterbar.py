@@ -2,8 +2,8 @@
 
 The same compiler as ``btshark read -Y``, so what works on the command line
 works here. Empty is neutral (all rows); an invalid filter turns the bar red and
-says why, and Enter does nothing until it is valid (termshark#6). Up and Down
-walk the filters applied before.
+says why, and Enter only puts the cursor where it went wrong until it is valid
+(termshark#6). Up and Down walk the filters applied before.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ class FilterBar(Input):
             self.expression = expression
 
     def __init__(self, **kw) -> None:
-        super().__init__(placeholder="Filter (-Y): e.g. piece, type == request && session == 2, !keepalive",
+        super().__init__(placeholder="Filter (-Y): e.g. piece, bt.index >= 3 && session == 2, ip.addr == 10.0.0.0/8, bt.finding",
                          validators=[FilterSyntax()], validate_on=["changed", "submitted"], valid_empty=True,
                          **kw)
         self.history: list[str] = []
@@ -70,6 +70,11 @@ class FilterBar(Input):
         event.stop()
         if self.error is not None:
             self.app.bell()
+            try:
+                compile_filter(self.value)
+            except FilterError as exc:  # the cursor goes where the filter went wrong
+                if exc.column is not None:
+                    self.cursor_position = exc.column - 1
             return
         expression = self.value.strip()
         if expression and (not self.history or self.history[-1] != expression):

@@ -1,0 +1,246 @@
+"""The conformance checks' rules, one by one, on events fed straight to ``Conformance``.
+
+``test_findings_kinds.py`` raises every kind from captured bytes; here are the edges a
+real transfer walks along: races that are not violations (a request crossing a choke,
+a piece crossing its cancel), what a choke does to pending requests with and without
+the Fast extension, the checks stopping after a loss, and the real captures, clean
+transfers all, on which nothing of severity error may be raised while the checks
+demonstrably compared every piece with its request.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import capture_params, wild
+from inspector import events as ev
+from inspector.conformance import BLOCK, CHOKE_GRACE, SILENCE, Conformance, PieceFacts
+from inspector.extract import read_torrent
+from inspector.pipeline import CaptureDecode
+
+FAST_EXT = bytes.fromhex("0000000000100004")
+PLAIN = bytes(8)
+
+
+def hs(reserved: bytes = FAST_EXT) -> ev.Handshake:
+    return ev.Handshake(reserved, bytes(20), bytes(20))
+
+
+def started(a: bytes = FAST_EXT, b: bytes = FAST_EXT, pieces: PieceFacts | None = None) -> Conformance:
+    c = Conformance(trusted=True, pieces=pieces)
+    assert c.check(0, hs(a), 0.0) == [] and c.check(1, hs(b), 0.0) == []
+    return c
+
+
+def kinds(found: list) -> list[tuple[int, str]]:
+    return [(side, f.kind) for side, f in found]
+
+
+def test_a_request_before_any_unchoke_is_an_error_but_an_allowed_fast_piece_is_not():
+    c = started()
+    assert kinds(c.check(1, ev.AllowedFast(4), 0.1)) == []
+    assert kinds(c.check(0, ev.Request(4, 0, BLOCK), 0.2)) == []
+    assert kinds(c.check(0, ev.Request(5, 0, BLOCK), 0.3)) == [(0, "request_while_choked")]
+
+
+def test_a_request_crossing_a_choke_is_let_through_but_not_one_well_after():
+    c = started()
+    c.check(1, ev.Unchoke(), 1.0)
+    assert kinds(c.check(0, ev.Request(0, 0, BLOCK), 2.0)) == []
+    c.check(1, ev.Choke(), 3.0)
+    assert kinds(c.check(0, ev.Request(0, BLOCK, BLOCK), 3.0 + CHOKE_GRACE / 2)) == []
+    late = c.check(0, ev.Request(0, 2 * BLOCK, BLOCK), 3.0 + CHOKE_GRACE * 1.5)
+    assert kinds(late) == [(0, "request_while_choked")] and "choked it 1.500 s before" in late[0][1].detail
+    c.check(1, ev.Unchoke(), 5.0)
+    assert kinds(c.check(0, ev.Request(1, 0, BLOCK), 5.1)) == []
+
+
+def test_pieces_answer_requests_once_and_a_cancelled_one_is_a_note():
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    c.check(0, ev.Request(0, BLOCK, BLOCK), 0.2)
+    assert kinds(c.check(1, ev.Piece(0, 0, BLOCK), 0.3)) == []
+    assert kinds(c.check(1, ev.Piece(0, 0, BLOCK), 0.4)) == [(1, "unrequested_piece")]  # answered already
+    c.check(0, ev.Cancel(0, BLOCK, BLOCK), 0.5)
+    assert kinds(c.check(1, ev.Piece(0, BLOCK, BLOCK), 0.6)) == [(1, "cancelled_piece")]
+    assert kinds(c.check(1, ev.Piece(0, BLOCK, BLOCK), 0.7)) == [(1, "unrequested_piece")]
+    assert kinds(c.check(1, ev.Piece(0, 2 * BLOCK, 100), 0.8)) == [(1, "unrequested_piece")]  # length differs
+    assert c.answered == 1
+
+
+def test_without_fast_a_choke_discards_requests_so_a_late_piece_is_only_a_note():
+    c = started(PLAIN, PLAIN)
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(3, 0, BLOCK), 0.2)
+    c.check(1, ev.Choke(), 0.3)
+    assert kinds(c.check(1, ev.Piece(3, 0, BLOCK), 0.4)) == [(1, "cancelled_piece")]
+
+
+def test_with_fast_a_choke_keeps_requests_and_the_choker_rejects_them():
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(3, 0, BLOCK), 0.2)
+    c.check(0, ev.Request(3, BLOCK, BLOCK), 0.2)
+    c.check(1, ev.Choke(), 0.3)
+    assert kinds(c.check(1, ev.Reject(3, 0, BLOCK), 0.4)) == []
+    assert kinds(c.check(1, ev.Piece(3, BLOCK, BLOCK), 0.5)) == []  # still asked for under Fast
+    assert kinds(c.check(1, ev.Reject(3, 0, BLOCK), 0.6)) == [(1, "unrequested_reject")]
+
+
+def test_a_cancelled_request_may_be_rejected_once():
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(1, 0, BLOCK), 0.2)
+    c.check(0, ev.Cancel(1, 0, BLOCK), 0.3)
+    assert kinds(c.check(1, ev.Reject(1, 0, BLOCK), 0.4)) == []
+    assert kinds(c.check(1, ev.Reject(1, 0, BLOCK), 0.5)) == [(1, "unrequested_reject")]
+
+
+def test_after_a_loss_the_stateful_checks_stop_and_the_stateless_go_on():
+    c = started()
+    c.lost()
+    assert kinds(c.check(0, ev.Request(0, 0, BLOCK), 0.1)) == []  # b may have unchoked in the hole
+    assert kinds(c.check(1, ev.Piece(9, 0, BLOCK), 0.2)) == []
+    assert kinds(c.check(0, ev.Request(0, 5, 2 * BLOCK), 0.3)) == [(0, "odd_request")]
+    c.check(1, ev.Bitfield(b"\xff"), 0.4)
+    assert kinds(c.check(1, ev.Have(8), 0.5)) == [(1, "bad_index")]
+
+
+def test_an_untrusted_start_checks_nothing_stateful():
+    c = Conformance(trusted=False)
+    assert kinds(c.check(0, ev.Request(0, 0, BLOCK), 0.1)) == []
+    assert kinds(c.check(0, ev.Extended(7, None, {}, 0, 3), 0.2)) == []
+    assert kinds(c.check(1, ev.Bitfield(b"\x01"), 0.3)) == []  # no late_bitfield: its place is unknown
+
+
+def test_the_piece_map_goes_first_but_may_follow_the_extension_handshake():
+    c = started()
+    assert kinds(c.check(1, ev.Extended(0, "handshake", {"m": {"ut_pex": 1}}, 0, 20), 0.1)) == []
+    assert kinds(c.check(1, ev.Bitfield(b"\xff"), 0.2)) == []
+    assert kinds(c.check(1, ev.HaveAll(), 0.3)) == [(1, "second_bitfield")]
+    assert kinds(c.check(0, ev.Interested(), 0.4)) == []
+    assert kinds(c.check(0, ev.Interested(), 0.4)) == []
+    assert kinds(c.check(0, ev.HaveNone(), 0.5)) == [(0, "late_bitfield")]
+
+
+def test_bitfield_length_and_spare_bits_against_a_known_piece_count():
+    for bits, detail in ((b"\xff\x80", "take 2"), (b"\xff\xc0\x00", "bitfield of 3 bytes"),
+                         (b"\xff\xa0", "spare bits")):
+        c = started(pieces=PieceFacts(10))
+        found = c.check(1, ev.Bitfield(bits), 0.1)
+        assert kinds(found) == ([] if detail == "take 2" else [(1, "bad_bitfield")]), bits
+        assert not found or detail in found[0][1].detail
+    c = started(pieces=PieceFacts(10))
+    assert kinds(c.check(1, ev.Bitfield(b"\xff\xc0"), 0.1)) == []  # pieces 0-9: exact
+    assert kinds(c.check(1, ev.Have(9), 0.2)) == []
+    assert kinds(c.check(1, ev.Have(10), 0.3)) == [(1, "bad_index")]
+
+
+def test_extension_ids_follow_the_receivers_latest_handshake():
+    c = started()
+    assert kinds(c.check(0, ev.Extended(1, None, {}, 0, 3), 0.1)) == [(0, "unannounced_extension")]
+    c.check(1, ev.Extended(0, "handshake", {"m": {"ut_pex": 1, "ut_metadata": 2}}, 0, 40), 0.2)
+    assert kinds(c.check(0, ev.Extended(1, "ut_pex", {}, 0, 3), 0.3)) == []
+    assert kinds(c.check(0, ev.Extended(2, "ut_metadata", {}, 0, 3), 0.3)) == []
+    c.check(1, ev.Extended(0, "handshake", {"m": {"ut_metadata": 0}}, 0, 30), 0.4)  # 0: switched off
+    assert kinds(c.check(0, ev.Extended(2, None, {}, 0, 3), 0.5)) == [(0, "unannounced_extension")]
+    assert kinds(c.check(0, ev.Extended(1, "ut_pex", {}, 0, 3), 0.6)) == []
+
+
+def test_fast_and_extension_bits_are_needed_on_both_handshakes():
+    c = started(a=FAST_EXT, b=PLAIN)
+    found = c.check(0, ev.AllowedFast(1), 0.1)
+    assert kinds(found) == [(0, "fast_without_bit")] and "side b's" in found[0][1].detail
+    found = c.check(1, ev.Extended(0, "handshake", {}, 0, 3), 0.2)
+    assert kinds(found) == [(1, "extended_without_bit")] and "side b's" in found[0][1].detail
+    c = started()
+    assert kinds(c.check(0, ev.Suggest(1), 0.1)) == []
+
+
+def test_silence_is_told_once_per_quiet_spell():
+    c = started()
+    assert kinds(c.check(0, ev.KeepAlive(), SILENCE - 1)) == []
+    found = c.check(0, ev.KeepAlive(), 2 * SILENCE - 2)
+    assert kinds(found) == [(1, "silence")]  # a spoke within the limit each time; b never did
+    assert "side b sent nothing for 238 s" in found[0][1].detail
+    assert kinds(c.check(0, ev.KeepAlive(), 2 * SILENCE - 1)) == []
+    assert kinds(c.check(1, ev.KeepAlive(), 2 * SILENCE)) == []  # b speaks: told already
+    assert kinds(c.check(0, ev.KeepAlive(), 4 * SILENCE)) == [(0, "silence"), (1, "silence")]
+
+
+def test_a_piece_is_hash_checked_once_all_its_blocks_are_in():
+    good = bytes(range(256)) * 96  # 24 KiB: a piece of two blocks, the second short
+    checked = []
+    facts = PieceFacts(2, lambda i, data: checked.append((i, data)) or data == good, lambda i: len(good))
+    c = started(pieces=facts)
+    c.check(1, ev.Unchoke(), 0.1)
+    for begin in (0, BLOCK):
+        c.check(0, ev.Request(0, begin, min(BLOCK, len(good) - begin)), 0.2)
+    assert kinds(c.check(1, ev.Piece(0, BLOCK, len(good) - BLOCK, data=good[BLOCK:]), 0.3)) == []
+    assert checked == []
+    assert kinds(c.check(1, ev.Piece(0, 0, BLOCK, data=good[:BLOCK]), 0.4)) == []
+    assert checked == [(0, good)] and facts.checked == 1
+    c.check(0, ev.Request(1, 0, BLOCK), 0.5)
+    bad = ev.Piece(1, 0, len(good) - BLOCK, data=bytes(len(good) - BLOCK))
+    facts.size = lambda i: len(good) - BLOCK if i == 1 else len(good)
+    assert kinds(c.check(1, bad, 0.6)) == [(1, "unrequested_piece"), (1, "bad_piece_hash")]
+
+
+@pytest.mark.parametrize("capture", [*capture_params(), "tcoppi-clean-transfer.pcap"])
+def test_clean_transfers_raise_no_error_while_every_piece_is_compared(capture):
+    """The committed captures (with their .torrent, so piece counts and hashes are checked too)
+    and the wild clean transfer."""
+    capture = wild(capture) if isinstance(capture, str) else capture
+    torrent = capture.with_suffix(".torrent") if capture.with_suffix(".torrent").exists() else None
+    decode = CaptureDecode(capture, torrents=[read_torrent(torrent)] if torrent else [])
+    errors = [(r.frame, r.event.kind, r.event.detail) for r in decode
+              if r.event.type == "finding" and r.event.severity == "error"]
+    assert errors == []
+    plain = [s for s in decode.sessions if not s.encrypted]
+    pieces = sum(side.messages.get("piece", 0) for s in plain for side in s.sides)
+    assert sum(s.conformance.answered for s in plain) == pieces  # every piece met its request
+    assert all(s.conformance.trusted for s in plain)
+    if torrent is not None and pieces:
+        facts = {id(s.conformance.pieces): s.conformance.pieces for s in plain if s.conformance.pieces}
+        assert sum(f.checked for f in facts.values()) == read_torrent(torrent).pieces
+
+
+# -- from captured bytes: what review found the first checks getting wrong ------------------
+
+def _decode(tmp_path, frames) -> list:
+    import hostile
+
+    return list(CaptureDecode(hostile.write_pcap(tmp_path / "c.pcap", frames)))
+
+
+def test_a_side_sending_one_slow_message_is_not_silent_but_a_quiet_one_is(tmp_path):
+    import hostile
+    import wirebuild as wb
+
+    c = hostile.Conn().open().handshakes()
+    c.send(1, wb.unchoke()).send(0, wb.request(0, 0, BLOCK))
+    block = wb.piece(0, 0, bytes(BLOCK))
+    for i in range(0, len(block), 1024):  # b: a segment every 10 s for 160 s
+        c.t += 10
+        c.send(1, block[i:i + 1024])
+        if i % 5120 == 0:
+            c.send(0, wb.keepalive())  # a: a keep-alive every 50 s
+    c.t += 130
+    c.send(1, wb.keepalive())  # b, after 130 s without a byte
+    found = [(r.side, r.event.kind) for r in _decode(tmp_path, c.close().frames) if r.event.type == "finding"]
+    assert found == [(0, "silence"), (1, "silence")]  # a's keep-alives stopped too, 130 s before
+
+
+def test_a_piece_answering_a_request_held_behind_a_loss_is_not_unrequested(tmp_path):
+    import hostile
+    import wirebuild as wb
+
+    c = hostile.Conn().open().handshakes()
+    c.send(1, wb.unchoke())
+    c.seq[0] += len(wb.have(1))  # a's have: sent, not captured
+    c.send(0, wb.request(3, 0, 100))  # held behind the missing bytes
+    c.send(1, wb.piece(3, 0, bytes(100)))  # b's ack covers both
+    records = _decode(tmp_path, c.close().frames)
+    found = [r.event.kind for r in records if r.event.type == "finding"]
+    assert "hole" in found and "unrequested_piece" not in found
+    assert [r.event.type for r in records if r.event.type in ("request", "piece")] == ["piece", "request"]

@@ -1,0 +1,124 @@
+"""``btshark read --stats`` against figures worked out here from ``-T jsonl`` alone.
+
+The test derives every figure from the message records, its own way (no code shared
+with ``inspector.stats``): counts by type, payload bytes, request-to-piece waits
+matched block by block, chokes and unchokes; the command must agree exactly.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from conftest import btshark_ok, capture_params, read_jsonl, run_btshark
+
+
+def nearest_rank(values: list[float], p: int) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * p / 100)) - 1]
+
+
+def derived(records: list[dict]) -> dict:
+    """Per (session, sender address): counts, payload, waits, chokes, from the message records."""
+    out: dict = defaultdict(lambda: {"messages": Counter(), "payload": 0, "waits": [], "requests": 0,
+                                     "chokes": 0, "unchokes": 0})
+    asked: dict = {}
+    for r in records:
+        if r["type"] == "finding":
+            continue
+        sid = r["session"]
+        figures = out[(sid, r["src"])]
+        figures["messages"][r["type"]] += 1
+        block = (sid, r.get("index"), r.get("begin"), r.get("length"))
+        if r["type"] == "piece":
+            figures["payload"] += r["length"]
+            when = asked.pop((r["dst"], *block), None)
+            if when is not None:
+                out[(sid, r["dst"])]["waits"].append(r["ts"] - when)
+        elif r["type"] == "request":
+            figures["requests"] += 1
+            asked.setdefault((r["src"], *block), r["ts"])
+        elif r["type"] in ("cancel", "reject"):
+            asker = r["src"] if r["type"] == "cancel" else r["dst"]
+            asked.pop((asker, *block), None)
+        elif r["type"] in ("choke", "unchoke"):
+            figures[r["type"] + "s"] += 1
+    return out
+
+
+def check(stats: dict, records: list[dict]) -> int:
+    """Compare; the number of (session, side) pairs that had messages."""
+    want = derived(records)
+    compared = 0
+    for session in stats["sessions"]:
+        for label in "ab":
+            got = session["sides"][label]
+            figures = want.get((session["id"], got["addr"]))
+            if figures is None:
+                assert got["message_total"] == 0 and got["messages"] == {}
+                continue
+            compared += 1
+            assert got["messages"] == dict(figures["messages"])
+            assert got["message_total"] == sum(figures["messages"].values())
+            assert got["payload_bytes"] == figures["payload"]
+            latency = got["latency"]
+            assert latency["requests"] == figures["requests"]
+            assert latency["answered"] == len(figures["waits"])
+            assert latency["median"] == pytest.approx(nearest_rank(figures["waits"], 50), abs=1e-9)
+            assert latency["p95"] == pytest.approx(nearest_rank(figures["waits"], 95), abs=1e-9)
+            assert (got["choke"]["chokes"], got["choke"]["unchokes"]) == (figures["chokes"], figures["unchokes"])
+    seen = {key for key, f in want.items() if sum(f["messages"].values())}
+    assert compared == len(seen)  # every side with messages was compared, none left out
+    return compared
+
+
+@pytest.mark.parametrize("capture", capture_params())
+def test_stats_match_the_messages(capture: Path):
+    stats = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
+    records = read_jsonl(capture)
+    assert check(stats, records) >= 1 or not [r for r in records if r["type"] != "finding"]
+    ids = sorted(s["id"] for s in json.loads(btshark_ok("read", capture, "--sessions", "-T", "json").stdout))
+    assert [s["id"] for s in stats["sessions"]] == ids  # every session listed, with nothing if silent
+    answered = sum(s["sides"][x]["latency"]["answered"] for s in stats["sessions"] for x in "ab")
+    pieces = sum(1 for r in records if r["type"] == "piece")
+    assert answered == pieces  # real clients: every piece answers a request
+
+
+def test_a_display_filter_narrows_the_statistics():
+    capture = capture_params(shared=False, name="aria2-to-libtorrent.pcap")[0].values[0]
+    everything = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
+    only = json.loads(btshark_ok("read", capture, "--stats", "-T", "json", "-Y", "side == b").stdout)
+    assert check(only, [r for r in read_jsonl(capture) if r["type"] == "finding" or
+                        r["src"] == everything["sessions"][0]["b"]]) >= 1
+    assert only["sessions"][0]["sides"]["a"]["message_total"] == 0
+    assert only["sessions"][0]["sides"]["b"] == everything["sessions"][0]["sides"]["b"] | {
+        "latency": only["sessions"][0]["sides"]["b"]["latency"]}
+
+
+def test_top_talkers_add_up_and_the_text_names_them():
+    capture = capture_params(shared=False, name="transmission-to-libtorrent.pcap")[0].values[0]
+    stats = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
+    records = [r for r in read_jsonl(capture) if r["type"] != "finding"]
+    sent: Counter = Counter()
+    for r in records:
+        if r["type"] == "piece":
+            sent[r["src"].rsplit(":", 1)[0]] += r["length"]
+    assert {t["addr"]: t["payload_bytes"] for t in stats["top_talkers"] if t["payload_bytes"]} == dict(sent)
+    assert sum(t["messages"] for t in stats["top_talkers"]) == len(records)
+    text = btshark_ok("read", capture, "--stats").stdout
+    first = stats["sessions"][0]
+    assert f"#{first['id']} tcp {first['a']} → {first['b']}" in text
+    assert "request→piece median" in text and "Top talkers (payload sent):" in text
+    lines = btshark_ok("read", capture, "--stats", "-T", "jsonl").stdout.splitlines()
+    assert [json.loads(line)["type"] for line in lines] == ["session_stats"] * len(stats["sessions"]) + ["top_talkers"]
+
+
+def test_stats_and_sessions_are_one_view_at_a_time():
+    capture = capture_params(shared=False, name="aria2-to-libtorrent.pcap")[0].values[0]
+    failed = run_btshark("read", capture, "--stats", "--sessions")
+    assert failed.returncode == 2 and failed.stderr.startswith(b"btshark: error: --sessions and --stats")
