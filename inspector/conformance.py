@@ -13,9 +13,12 @@ its cancel was sent are let through or kept as notes.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import fastbencode
 
 from . import events as ev
 
@@ -45,6 +48,55 @@ def torrent_facts(torrent: Torrent) -> dict[bytes, PieceFacts]:
     sizes = wire_sizes(torrent)
     facts = PieceFacts(torrent.pieces, piece_checker(torrent), sizes.__getitem__)
     return {info_hash: facts for info_hash in torrent.info_hashes}
+
+
+METADATA_PIECE = 16 * 1024  # BEP 9
+MAX_METADATA = 16 << 20  # an info dictionary larger than this is not put together
+
+
+class Metadata:
+    """A torrent's info dictionary as ut_metadata pieces bring it (BEP 9), checked against
+    the info hash: what a peer that knows it would count the pieces by."""
+
+    def __init__(self) -> None:
+        self.pieces: dict[int, bytes] = {}
+        self.total: int | None = None
+        self.done = False
+
+    def add(self, piece: object, total: object, data: bytes, info_hash: bytes | None) -> int | None:
+        """A data message's piece; the torrent's piece count once the whole dictionary is in and hashes right."""
+        if self.done or info_hash is None or not isinstance(piece, int) or not isinstance(total, int):
+            return None
+        if not 0 < total <= MAX_METADATA or piece < 0 or piece * METADATA_PIECE >= total:
+            return None
+        self.total = total
+        self.pieces[piece] = data
+        if sum(len(d) for d in self.pieces.values()) < total:
+            return None
+        info = b"".join(self.pieces[i] for i in sorted(self.pieces))[:total]
+        self.done = True
+        if hashlib.sha1(info).digest() != info_hash and hashlib.sha256(info).digest()[:20] != info_hash:
+            return None
+        return count_from_info(info)
+
+
+def count_from_info(info: bytes) -> int | None:
+    """The piece count an info dictionary gives: its v1 hashes, else its v2 file tree."""
+    try:
+        meta = fastbencode.bdecode(info)
+        pieces, piece_length = meta.get(b"pieces"), meta[b"piece length"]
+        if isinstance(pieces, bytes) and pieces and len(pieces) % 20 == 0:
+            return len(pieces) // 20
+        count, stack = 0, [meta[b"file tree"]]
+        while stack:
+            node = stack.pop()
+            if b"" in node:
+                count += -(-node[b""][b"length"] // piece_length)
+            else:
+                stack.extend(node.values())
+        return count or None
+    except (ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError):
+        return None
 
 
 @dataclass(slots=True)

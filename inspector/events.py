@@ -186,6 +186,7 @@ class Extended:
     trailing: int
     size: int
     missing: int = 0
+    metadata: bytes | None = field(default=None, repr=False, compare=False)  # a ut_metadata piece's bytes
     type: ClassVar[str] = "extended"
     id: ClassVar[int] = MessageId.EXTENDED
 

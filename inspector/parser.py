@@ -417,6 +417,9 @@ class PeerWireParser:
             out.extend(ev.Finding("malformed", f"{what}: {problem}") for problem in problems)
         if ext_id == 0 and isinstance(data, dict):
             self.ext_handshake = data
+        if name == "ut_metadata" and trailing and isinstance(data, dict) and data.get("msg_type") == 1:
+            # The info dictionary, a piece at a time: the session puts it together (piece count).
+            return ev.Extended(ext_id, name, data, trailing, len(body), metadata=bytes(body[len(body) - trailing:]))
         return ev.Extended(ext_id, name, data, trailing, len(body))
 
     def _hashes(self, body: bytes, out: list) -> ev.Event:

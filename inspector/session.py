@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from . import events as ev
 from .clients import identify
-from .conformance import HARMLESS, Conformance, Found, PieceFacts
+from .conformance import HARMLESS, Conformance, Found, Metadata, PieceFacts
 from .extensions import extension_names
 from .limits import DEFAULT, Budget, Limits
 from .parser import PeerWireParser
@@ -128,7 +128,8 @@ class Session:
         self.keep_payload = keep_payload
         self.torrent = Torrent()
         self.finding_counts: dict[str, int] = {}  # every finding by kind, kept or not
-        self.pieces_by_hash: dict[bytes, PieceFacts] = {}  # from --torrent: counts and hashes
+        self.pieces_by_hash: dict[bytes, PieceFacts] = {}  # --torrent's, and counts metadata exchanges gave
+        self.metadata: Metadata | None = None  # ut_metadata pieces, while they come
         # MSE may hide a handshake: nothing before a plaintext one is known.
         self.conformance = Conformance(opener_known and not encrypted, activity=self.sides)
         self.parsers = None if encrypted else self.make_parsers(not opener_known)
@@ -192,6 +193,8 @@ class Session:
                 if torrent.bitfield_bytes is None:
                     torrent.bitfield_bytes = event.size - 1
                     torrent.piece_count = 8 * torrent.bitfield_bytes
+            elif kind == "extended" and event.metadata is not None:
+                self._metadata(event)
             elif kind == "extended" and event.ext_id == 0 and isinstance(event.data, dict):
                 me.extension = {k: event.data[k] for k in EXT_FACTS if k in event.data}
                 if self.parsers:
@@ -199,6 +202,18 @@ class Session:
                     receiver = self.parsers[1 - side]
                     receiver.ext_names = extension_names(event.data, receiver.ext_names)
         return found
+
+    def _metadata(self, event: ev.Extended) -> None:
+        """A ut_metadata piece: once the info dictionary is whole and hashes right, its piece
+        count bounds the indices of this session and of later ones of the torrent."""
+        if self.metadata is None:
+            self.metadata = Metadata()
+        data = event.data  # a data message's dictionary (the parser hands over its bytes only then)
+        count = self.metadata.add(data.get("piece"), data.get("total_size"), event.metadata,  # type: ignore[union-attr]
+                                  self.info_hash)
+        if count is not None and self.conformance.pieces is None:
+            facts = self.conformance.pieces = PieceFacts(count)
+            self.pieces_by_hash.setdefault(self.info_hash, facts)  # type: ignore[arg-type]
 
     def _handshake(self, side: int, hs: ev.Handshake, frame: int, found: list[Found]) -> None:
         me, other = self.sides[side], self.sides[1 - side]

@@ -244,3 +244,41 @@ def test_a_piece_answering_a_request_held_behind_a_loss_is_not_unrequested(tmp_p
     found = [r.event.kind for r in records if r.event.type == "finding"]
     assert "hole" in found and "unrequested_piece" not in found
     assert [r.event.type for r in records if r.event.type in ("request", "piece")] == ["piece", "request"]
+
+
+def test_metadata_exchanged_in_the_capture_gives_the_piece_count(tmp_path):
+    """BEP 9: once the info dictionary's pieces are in and hash to the info hash, an index
+    past its piece count is a bad_index; before (or with a dictionary that hashes wrong), none."""
+    import hashlib
+
+    import hostile
+    import wirebuild as wb
+
+    info = wb.bencode({b"name": b"m.bin", b"piece length": BLOCK, b"length": 5 * BLOCK, b"pieces": bytes(100),
+                       b"pad": bytes(20000)})  # two metadata pieces
+    for info_hash, flagged in ((hashlib.sha1(info).digest(), True), (bytes(20), False)):
+        c = hostile.Conn().open()
+        c.send(0, wb.handshake(info_hash, b"-LT2110-aaaaaaaaaaaa", FAST_EXT))
+        c.send(1, wb.handshake(info_hash, b"-LT2110-bbbbbbbbbbbb", FAST_EXT))
+        c.send(0, wb.extended(0, wb.bencode({b"m": {b"ut_metadata": 2}})))
+        c.send(1, wb.extended(0, wb.bencode({b"m": {b"ut_metadata": 3}, b"metadata_size": len(info)})))
+        c.send(1, wb.have(7))  # no count known yet: nothing to say
+        for piece in (1, 0):
+            head = wb.bencode({b"msg_type": 1, b"piece": piece, b"total_size": len(info)})
+            c.send(1, wb.extended(2, head + info[piece * BLOCK:(piece + 1) * BLOCK]))
+        c.send(1, wb.have(4)).send(1, wb.have(5))
+        records = _decode(tmp_path, c.close().frames)
+        found = [(r.event.kind, r.event.detail) for r in records if r.event.type == "finding"]
+        assert found == ([("bad_index", "have index 5, but the torrent has 5 pieces (0 to 4)")] if flagged else [])
+
+
+def test_the_piece_count_of_an_info_dictionary():
+    import wirebuild as wb
+
+    from inspector.conformance import count_from_info
+
+    assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": bytes(60)})) == 3
+    tree = {b"a": {b"": {b"length": 9}}, b"d": {b"b": {b"": {b"length": 4}}, b"c": {b"": {b"length": 0}}}}
+    assert count_from_info(wb.bencode({b"piece length": 4, b"file tree": tree})) == 3 + 1
+    assert count_from_info(b"not bencode") is None
+    assert count_from_info(wb.bencode({b"piece length": 4})) is None

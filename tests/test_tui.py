@@ -341,6 +341,7 @@ async def test_filter_bar_checks_applies_clears_and_remembers(three: Path) -> No
 
         await pilot.press(*" piece")
         assert bar.has_class("-valid") and not bar.has_class("-invalid")
+        assert bar.cursor_position == len("type == piece")
         assert str(error.content) == ""
         await pilot.press("enter")
         await settle(pilot)
@@ -358,7 +359,22 @@ async def test_filter_bar_checks_applies_clears_and_remembers(three: Path) -> No
         assert bar.value == "" and not bar.has_class("-valid") and not bar.has_class("-invalid")
         assert shown(app) == printed(three)
 
+        await pilot.press("slash")
+        bar.value = "bt.index =< 3 && piece"
+        bar.cursor_position = len(bar.value)
+        await pilot.press("enter")  # refused, and the cursor goes to the '=<' (column 10)
+        await settle(pilot)
+        assert bar.cursor_position == 9 and shown(app) == printed(three)
+        assert "column 10" in str(error.content)
+        bar.value = "bt.index <= 3 && ip.src == 10.0.0.0/24"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert shown(app) == printed(three, "-Y", "bt.index <= 3 && ip.src == 10.0.0.0/24")
+        assert 0 < len(shown(app)) < len(printed(three))
+
         await pilot.press("slash", "up")
+        assert bar.value == "bt.index <= 3 && ip.src == 10.0.0.0/24"  # the refused one is not remembered
+        await pilot.press("up")
         assert bar.value == "have || finding"
         await pilot.press("up")
         assert bar.value == "type == piece"
