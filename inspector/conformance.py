@@ -133,11 +133,12 @@ class _Side:
     handshake: bytes | None = None  # reserved bytes, once its handshake is seen
     sent: int = 0  # messages after its handshake
     piece_map: str | None = None  # the bitfield / have_all / have_none it sent first
+    chatter: bool = False  # it sent, before any piece map, more than extension messages (and port)
     choking: bool = True  # it chokes the other side
     unchoked_once: bool = False
     choked_at: float = 0.0
     allowed_fast: set[int] = field(default_factory=set)  # indices it lets the other request while choked
-    requests: dict[tuple[int, int, int], float] = field(default_factory=dict)  # outstanding, asked by it
+    requests: dict[tuple[int, int, int], int] = field(default_factory=dict)  # outstanding, asked by it: how often
     cancelled: dict[tuple[int, int, int], None] = field(default_factory=dict)
     requests_lost: bool = False
     ext_ids: dict[str, int] | None = None  # its extension handshake's m: what the other may send it
@@ -211,17 +212,19 @@ class Conformance:
             self._bits(side, event, me, other, found)
         if kind in MAP_MESSAGES:
             self._piece_map(side, event, me, found)
+        elif me.piece_map is None and kind not in ("extended", "port"):
+            me.chatter = True  # (a magnet download's ut_metadata requests come before its map: fine)
         if kind == "request":
             self._request(side, event, me, other, ts, found)
         elif kind == "piece":
             self._piece(side, event, other, found)
         elif kind == "cancel":
             key = (event.index, event.begin, event.length)
-            if me.requests.pop(key, None) is not None:
+            if me.requests.pop(key, None) is not None:  # every copy of the request
                 _remember(me.cancelled, key)
         elif kind == "reject":
             key = (event.index, event.begin, event.length)
-            asked = other.requests.pop(key, None) is not None
+            asked = _answer(other.requests, key)
             if not asked and key in other.cancelled:  # BEP 6: a cancelled request may be rejected too
                 del other.cancelled[key]
             elif not asked:
@@ -314,7 +317,7 @@ class Conformance:
             if me.piece_map is not None:
                 found.append((side, ev.Finding("second_bitfield", f"{kind} after this side's {me.piece_map}: "
                                                                   f"the piece map is sent once")))
-            elif me.sent > 1 and not (me.sent == 2 and me.ext_ids is not None):
+            elif me.chatter:
                 found.append((side, ev.Finding("late_bitfield", f"{kind} as message {me.sent} after the "
                                                                 f"handshake: it belongs right after it")))
         if me.piece_map is None:
@@ -349,11 +352,12 @@ class Conformance:
         if len(me.requests) >= MAX_OUTSTANDING:
             me.requests_lost = True
             return
-        me.requests[(event.index, event.begin, event.length)] = ts
+        key = (event.index, event.begin, event.length)
+        me.requests[key] = me.requests.get(key, 0) + 1  # asked twice, it may be answered twice
 
     def _piece(self, side: int, event: ev.Piece, other: _Side, found: list[Found]) -> None:
         key = (event.index, event.begin, event.length)
-        if other.requests.pop(key, None) is not None:
+        if _answer(other.requests, key):
             self.answered += self.trusted
         elif not other.requests_lost and self.sure(1 - side):
             if key in other.cancelled:
@@ -371,6 +375,16 @@ class Conformance:
             if verdict is False:
                 found.append((side, ev.Finding("bad_piece_hash", f"piece {event.index} does not match the "
                                                                  f"torrent's hash (this block completed it)")))
+
+
+def _answer(requests: dict[tuple[int, int, int], int], key: tuple[int, int, int]) -> bool:
+    """One copy of a request answered (by its piece or a reject); False: there was none."""
+    left = requests.get(key, 0) - 1
+    if left > 0:
+        requests[key] = left
+    elif left == 0:
+        del requests[key]
+    return left >= 0
 
 
 def _remember(keys: dict, key: tuple) -> None:

@@ -269,7 +269,7 @@ SEVERITY: dict[str, str] = {
     "unrequested_reject": "error",
     "bad_index": "error",
     "bad_bitfield": "error",
-    "second_bitfield": "error",
+    "second_bitfield": "warning",  # aria2 sends a fresh bitfield for many haves; libtorrent takes it
     "late_bitfield": "warning",
     "fast_without_bit": "error",
     "extended_without_bit": "error",

@@ -17,7 +17,8 @@ Strictness, and why: UDP ports say nothing (uTP shares its port with the DHT and
 with anything else), so the header itself must reject other traffic. Only the 5
 byte-0 values ``0x01 0x11 0x21 0x31 0x41`` pass (a bencoded DHT message starts
 with ``d`` = 0x64, type 6: rejected). Extensions must be ones seen in the wild
-with their fixed sizes -- 1 selective ack (length a multiple of 4, at least 4),
+with their sizes -- 1 selective ack (at least 1 byte: BEP 29 asks for whole 32-bit
+words, but libtorrent 2.1 sends the bytes its window needs, 23 say, and peers take it),
 2 the deprecated extension bits (length 8), 3 libtorrent's close reason
 (length 4) -- at most ``MAX_EXTENSIONS`` of them, none running past the datagram.
 BEP 29 lets receivers skip unknown extensions; accepting them here would let
@@ -126,7 +127,7 @@ def parse(payload: bytes | memoryview) -> tuple[int, int, int, int, bytes | memo
             if pos > n:
                 return None
             if ext == EXT_SACK:
-                if size < 4 or size & 3:
+                if not size:
                     return None
             elif ext == EXT_CLOSE_REASON:
                 if size != 4:

@@ -87,6 +87,32 @@ def test_with_fast_a_choke_keeps_requests_and_the_choker_rejects_them():
     assert kinds(c.check(1, ev.Reject(3, 0, BLOCK), 0.6)) == [(1, "unrequested_reject")]
 
 
+def test_a_block_requested_twice_may_be_answered_twice():
+    """aria2 asks again for blocks it takes a choke to have discarded; libtorrent, with Fast,
+    serves both copies (a real swarm capture): neither piece is unrequested, a third is."""
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(2, 0, BLOCK), 0.2)
+    c.check(0, ev.Request(2, 0, BLOCK), 0.3)
+    assert kinds(c.check(1, ev.Piece(2, 0, BLOCK), 0.4)) == []
+    assert kinds(c.check(1, ev.Reject(2, 0, BLOCK), 0.5)) == []
+    assert kinds(c.check(1, ev.Piece(2, 0, BLOCK), 0.6)) == [(1, "unrequested_piece")]
+    c.check(0, ev.Request(2, 0, BLOCK), 0.7)
+    c.check(0, ev.Request(2, 0, BLOCK), 0.7)
+    c.check(0, ev.Cancel(2, 0, BLOCK), 0.8)  # a cancel takes back every copy
+    assert kinds(c.check(1, ev.Piece(2, 0, BLOCK), 0.9)) == [(1, "cancelled_piece")]
+
+
+def test_a_magnet_download_may_fetch_the_metadata_before_its_piece_map():
+    c = started()
+    c.check(0, ev.Extended(0, "handshake", {"m": {"ut_metadata": 3}}, 0, 30), 0.1)
+    c.check(1, ev.Extended(0, "handshake", {"m": {"ut_metadata": 2}}, 0, 30), 0.1)
+    for _ in range(2):  # a retried request, too
+        assert kinds(c.check(0, ev.Extended(2, "ut_metadata", {"msg_type": 0, "piece": 0}, 0, 30), 0.2)) == []
+    assert kinds(c.check(0, ev.Port(6881), 0.3)) == []
+    assert kinds(c.check(0, ev.HaveNone(), 0.4)) == []
+
+
 def test_a_cancelled_request_may_be_rejected_once():
     c = started()
     c.check(1, ev.Unchoke(), 0.1)

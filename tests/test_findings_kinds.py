@@ -240,7 +240,7 @@ def bad_bitfield(n: int) -> Case:
 
 def second_bitfield(n: int) -> Case:
     c = opened(n).send(1, wb.bitfield(b"\xf0")).send(1, wb.bitfield(b"\xff"))  # frames 6, 7
-    return Case(opener(n), c.close().frames, [("second_bitfield", "error", "b", 7, "after this side's bitfield")])
+    return Case(opener(n), c.close().frames, [("second_bitfield", "warning", "b", 7, "after this side's bitfield")])
 
 
 def late_bitfield(n: int) -> Case:
@@ -311,9 +311,10 @@ NOT_FROM_CAPTURES = {"peer_id_mismatch"}
 README_SEVERITY = {  # README.md, "Lines starting !! are findings, each with a severity"
     "error": {"bad_protocol", "oversize", "malformed", "bad_bencode", "info_hash_mismatch", "self_connection",
               "duplicate_peer_id", "request_while_choked", "unrequested_piece", "unrequested_reject", "bad_index",
-              "bad_bitfield", "second_bitfield", "fast_without_bit", "extended_without_bit",
+              "bad_bitfield", "fast_without_bit", "extended_without_bit",
               "unannounced_extension", "bad_piece_hash"},
-    "warning": {"hole", "truncated", "midstream", "resync", "limit", "late_bitfield", "before_handshake"},
+    "warning": {"hole", "truncated", "midstream", "resync", "limit", "late_bitfield", "before_handshake",
+                "second_bitfield"},
     "note": {"bencode_lenient", "unnamed_extension", "land", "cancelled_piece", "odd_request", "silence"},
 }
 LIMIT_OPTIONS = ("--max-bencode-size", "1k")  # only the limit case's body is above it
