@@ -60,7 +60,6 @@ class Metadata:
 
     def __init__(self) -> None:
         self.pieces: dict[int, bytes] = {}
-        self.total: int | None = None
         self.done = False
 
     def add(self, piece: object, total: object, data: bytes, info_hash: bytes | None) -> int | None:
@@ -69,7 +68,6 @@ class Metadata:
             return None
         if not 0 < total <= MAX_METADATA or piece < 0 or piece * METADATA_PIECE >= total:
             return None
-        self.total = total
         self.pieces[piece] = data
         if sum(len(d) for d in self.pieces.values()) < total:
             return None
@@ -99,33 +97,59 @@ def count_from_info(info: bytes) -> int | None:
         return None
 
 
+class _Assembly:
+    """One piece being put together: its bytes, and the byte ranges captured so far."""
+
+    __slots__ = ("buf", "spans")
+
+    def __init__(self, size: int) -> None:
+        self.buf = bytearray(size)
+        self.spans: list[list[int]] = []  # sorted, disjoint [start, end) ranges
+
+    def add(self, begin: int, data: bytes) -> bool:
+        """Put a block in; whether the piece is now whole."""
+        end = begin + len(data)
+        self.buf[begin:end] = data
+        merged, spans = [begin, end], []
+        for span in self.spans:
+            if span[1] < merged[0] or span[0] > merged[1]:
+                spans.append(span)
+            else:
+                merged = [min(span[0], merged[0]), max(span[1], merged[1])]
+        spans.append(merged)
+        spans.sort()
+        self.spans = spans
+        return spans == [[0, len(self.buf)]]
+
+
 @dataclass(slots=True)
 class PieceFacts:
-    """What is known of a torrent's pieces: their count, and a hash check when the .torrent is given."""
+    """What is known of a torrent's pieces: their count, and, when its .torrent is given,
+    ``check`` (a piece's bytes against its hashes) and ``size`` (a piece's bytes on the wire)."""
 
     count: int
     check: Callable[[int, bytes], bool] | None = None
-    size: Callable[[int], int] | None = None
-    assembling: dict[int, tuple[bytearray, set[int]]] = field(default_factory=dict)
+    size: Callable[[int], int] = lambda index: 0
+    assembling: dict[int, _Assembly] = field(default_factory=dict)
     checked: int = 0  # pieces put together and hash-checked
 
     def add_block(self, index: int, begin: int, data: bytes) -> bool | None:
         """A captured block; the piece's verdict once all its bytes are in, else None."""
-        if self.check is None or self.size is None or not 0 <= index < self.count:
+        if self.check is None or not 0 <= index < self.count:
             return None
         size = self.size(index)
         if begin < 0 or begin + len(data) > size or not data:
-            return None
-        if index not in self.assembling and len(self.assembling) >= MAX_ASSEMBLING:
-            del self.assembling[next(iter(self.assembling))]  # the oldest unfinished piece goes unchecked
-        buf, have = self.assembling.setdefault(index, (bytearray(size), set()))
-        buf[begin:begin + len(data)] = data
-        have.update(range(begin // BLOCK, -(-(begin + len(data)) // BLOCK)))
-        if len(have) * BLOCK < size and len(have) < -(-size // BLOCK):
+            return None  # not of this piece: a bad_index or a piece that is no piece, not a hash to check
+        piece = self.assembling.get(index)
+        if piece is None:
+            if len(self.assembling) >= MAX_ASSEMBLING:
+                del self.assembling[next(iter(self.assembling))]  # the oldest unfinished piece goes unchecked
+            piece = self.assembling[index] = _Assembly(size)
+        if not piece.add(begin, data):
             return None
         del self.assembling[index]
         self.checked += 1
-        return self.check(index, bytes(buf))
+        return self.check(index, bytes(piece.buf))
 
 
 @dataclass(slots=True)
@@ -209,7 +233,7 @@ class Conformance:
         if kind in INDEXED:
             self._index(side, event, found)
         if self.trusted and me.handshake is not None and other.handshake is not None:
-            self._bits(side, event, me, other, found)
+            self._bits(side, event, other, found)
         if kind in MAP_MESSAGES:
             self._piece_map(side, event, me, found)
         elif me.piece_map is None and kind not in ("extended", "port"):
@@ -282,7 +306,7 @@ class Conformance:
         a, b = (s.handshake for s in self.sides)
         return a is not None and b is not None and bool(a[7] & 0x04) and bool(b[7] & 0x04)
 
-    def _bits(self, side: int, event: ev.Message, me: _Side, other: _Side, found: list[Found]) -> None:
+    def _bits(self, side: int, event: ev.Message, other: _Side, found: list[Found]) -> None:
         kind = event.type
         if kind in FAST_MESSAGES:
             lacking = [label for label, s in zip("ab", self.sides) if not s.handshake[7] & 0x04]  # type: ignore[index]

@@ -308,3 +308,206 @@ def test_the_piece_count_of_an_info_dictionary():
     assert count_from_info(wb.bencode({b"piece length": 4, b"file tree": tree})) == 3 + 1
     assert count_from_info(b"not bencode") is None
     assert count_from_info(wb.bencode({b"piece length": 4})) is None
+
+
+# -- the edges the first mutation run found unpinned ------------------------------------------
+
+def test_each_kind_says_what_happened_in_its_words():
+    c = started(PLAIN, PLAIN)
+    (found,) = c.check(1, ev.HaveAll(), 0.1)
+    assert found[1].detail == "have_all (Fast extension, BEP 6), but side a and b's handshake lacks the Fast bit"
+    (found,) = c.check(0, ev.Extended(0, "handshake", {}, 0, 3), 0.2)
+    assert found[1].detail == ("extended message (BEP 10), but side a and b's handshake lacks the "
+                               "extension-protocol bit")
+    c = started()
+    (found,) = c.check(0, ev.Extended(3, None, {}, 0, 3), 0.1)
+    assert found[1].detail == "extended id 3, which the receiver never sent an extension handshake"
+    c.check(1, ev.Extended(0, "handshake", {"v": "x"}, 0, 3), 0.2)  # no m: it announces nothing
+    (found,) = c.check(0, ev.Extended(3, None, {}, 0, 3), 0.3)
+    assert found[1].detail == "extended id 3, which the receiver announced nothing"
+    c.check(1, ev.Extended(0, "handshake", {"m": {"ut_pex": 2, "lt_donthave": 7, "ut_metadata": 1}}, 0, 3), 0.4)
+    (found,) = c.check(0, ev.Extended(3, None, {}, 0, 3), 0.5)
+    assert found[1].detail == "extended id 3, which the receiver announced 1 (ut_metadata), 2 (ut_pex), 7 (lt_donthave)"
+    c.check(1, ev.Bitfield(b"\xff"), 0.6)
+    (found,) = c.check(1, ev.Suggest(9), 0.7)
+    assert found[1].detail == "suggest index 9, but the bitfield has room for 8 pieces (0 to 7)"
+    (found, choked) = c.check(0, ev.Request(1, 0, 2 * BLOCK), 0.8)
+    assert found[1].detail == ("request for a block of 32768 bytes (index 1): clients ask for 16 KiB blocks "
+                               "on 16 KiB boundaries")
+    assert choked[1].detail == ("request for index 1 begin 0, but the other side never unchoked it "
+                                "(and did not allow the piece fast)")
+    c = started(pieces=PieceFacts(10))
+    (found,) = c.check(1, ev.Bitfield(b"\xff\xff\x00"), 0.1)
+    assert found[1].detail == "bitfield of 3 bytes; 10 pieces take 2"
+    (found,) = c.check(0, ev.Have(10), 0.2)
+    assert found[1].detail == "have index 10, but the torrent has 10 pieces (0 to 9)"
+
+
+@pytest.mark.parametrize("count,bits,says", [
+    (16, b"\xff\xff", None),  # whole bytes: no spare bits to set
+    (9, b"\xff\x80", None),
+    (9, b"\xff\xc0", "bitfield sets spare bits past piece 8"),
+    (17, b"\xff\xff\x80", None),
+    (17, b"\xff\xff", "bitfield of 2 bytes; 17 pieces take 3"),
+])
+def test_bitfield_length_and_spare_bits_for_counts_on_and_off_byte_boundaries(count, bits, says):
+    c = started(pieces=PieceFacts(count))
+    assert [f.detail for _, f in c.check(1, ev.Bitfield(bits), 0.1)] == ([says] if says else [])
+
+
+def test_the_bitfield_bound_is_the_smallest_seen():
+    c = started()
+    c.check(1, ev.Bitfield(b"\xff\xff"), 0.1)
+    c.check(0, ev.Bitfield(b"\x00"), 0.2)
+    assert kinds(c.check(1, ev.Have(8), 0.3)) == [(1, "bad_index")]
+    c = started()
+    c.check(0, ev.Bitfield(b"\x00"), 0.1)
+    c.check(1, ev.Bitfield(b"\xff\xff"), 0.2)
+    assert kinds(c.check(1, ev.Have(8), 0.3)) == [(1, "bad_index")]
+
+
+@pytest.mark.parametrize("a,b", [(FAST_EXT, PLAIN), (PLAIN, FAST_EXT)])
+def test_one_fast_handshake_is_not_fast_a_choke_discards(a, b):
+    c = started(a, b)
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(3, 0, BLOCK), 0.2)
+    c.check(1, ev.Choke(), 0.3)
+    assert kinds(c.check(1, ev.Piece(3, 0, BLOCK), 0.4)) == [(1, "cancelled_piece")]
+
+
+def test_the_extension_bit_is_0x10_of_byte_5_alone():
+    c = started(bytes.fromhex("0000000000010004"), FAST_EXT)  # byte 5 holds 0x01, not 0x10
+    assert kinds(c.check(1, ev.Extended(0, "handshake", {}, 0, 3), 0.1)) == [(1, "extended_without_bit")]
+
+
+def test_what_answers_a_stream_held_up_behind_a_gap_is_not_judged():
+    c = started()
+    c.stalled = lambda side: side == 1  # b's stream waits behind a gap: its unchoke may be there
+    assert kinds(c.check(0, ev.Request(0, 0, BLOCK), 0.1)) == []
+    assert kinds(c.check(0, ev.Extended(5, None, {}, 0, 3), 0.2)) == []
+    assert kinds(c.check(1, ev.Piece(7, 0, BLOCK), 0.3)) == [(1, "unrequested_piece")]  # a's stream is whole
+    assert kinds(c.check(1, ev.Reject(7, 0, BLOCK), 0.4)) == [(1, "unrequested_reject")]
+    early = Conformance(trusted=True)
+    early.stalled = lambda side: side == 1
+    early.check(0, hs(), 0.0)
+    assert kinds(early.check(0, ev.Interested(), 0.1)) == []  # b's handshake may be in the gap
+    early.stalled = None
+    assert kinds(early.check(0, ev.Interested(), 0.2)) == [(0, "before_handshake")]
+    assert kinds(early.check(0, ev.Interested(), 0.3)) == []  # told once
+
+
+def test_past_the_request_cap_piece_and_reject_checks_stop(monkeypatch):
+    import inspector.conformance as conformance
+
+    monkeypatch.setattr(conformance, "MAX_OUTSTANDING", 2)
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    c.check(0, ev.Request(1, 0, BLOCK), 0.2)
+    assert kinds(c.check(1, ev.Piece(5, 0, BLOCK), 0.3)) == [(1, "unrequested_piece")]  # not full yet
+    c.check(0, ev.Request(2, 0, BLOCK), 0.4)  # one too many: not remembered
+    assert kinds(c.check(1, ev.Piece(2, 0, BLOCK), 0.5)) == []
+    assert kinds(c.check(1, ev.Reject(6, 0, BLOCK), 0.6)) == []
+    for i in range(4):  # cancelled ones: the oldest forgotten past the cap
+        c.check(0, ev.Cancel(i, 0, BLOCK), 0.7)
+    assert set(c.sides[0].cancelled) <= {(i, 0, BLOCK) for i in range(4)} and len(c.sides[0].cancelled) <= 2
+
+
+def test_odd_messages_do_not_break_the_checks():
+    c = started()
+    assert kinds(c.check(0, ev.Cancel(4, 0, BLOCK), 0.1)) == []  # never requested: nothing to take back
+    c.check(1, ev.Extended(0, "handshake", {"m": {"ut_pex": "1", "ut_x": 0, "bad": True, "ut_metadata": 2}}, 0, 3), 0.2)
+    assert c.sides[1].ext_ids == {"ut_metadata": 2}
+    assert kinds(c.check(0, ev.Extended(1, None, {}, 0, 3), 0.3)) == [(0, "unannounced_extension")]
+    lone = Conformance(trusted=True)
+    lone.check(1, hs(PLAIN), 0.0)  # only b's handshake was seen
+    assert kinds(lone.check(0, ev.HaveAll(), 0.1)) == []
+    untrusted = Conformance(trusted=False)
+    untrusted.check(0, hs(PLAIN), 0.0)
+    untrusted.check(1, hs(PLAIN), 0.0)
+    assert kinds(untrusted.check(1, ev.HaveAll(), 0.1)) == []  # bits are judged from a captured start only
+
+
+def test_silence_is_judged_per_side_and_told_once():
+    from inspector.conformance import Activity
+
+    seen = (Activity(0.0), Activity(0.0))
+    c = Conformance(trusted=True, activity=seen)
+    c.check(0, hs(), 0.0)  # b never sends its handshake: its silence is not judged
+    seen[0].active = 10.0
+    assert kinds(c.check(0, ev.KeepAlive(), 10.0)) == [(0, "before_handshake")]
+    seen[0].active = SILENCE + 50
+    assert kinds(c.check(0, ev.KeepAlive(), SILENCE + 50)) == []  # its own bytes came meanwhile
+    c = Conformance(trusted=True, activity=seen)
+    seen[0].active = seen[1].active = 0.0
+    c.check(0, hs(), 0.0)
+    c.check(1, hs(), 0.0)
+    seen[1].saw(2 * SILENCE)  # b was quiet, and is told when its bytes come; a, while it lasts
+    found = c.check(1, ev.KeepAlive(), 2 * SILENCE)
+    assert [(w, f.detail) for w, f in found] == [
+        (0, "side a sent nothing for 240 s while the connection was live (keep-alives are due every 2 minutes)"),
+        (1, "side b sent nothing for 240 s while the connection was live (keep-alives are due every 2 minutes)")]
+    assert kinds(c.check(1, ev.KeepAlive(), 2 * SILENCE + 1)) == []  # neither again
+    seen[0].saw(3 * SILENCE + 10)  # a's silence ends: told already, while it lasted
+    seen[1].saw(3 * SILENCE + 10)  # b's second one ends: told now
+    assert kinds(c.check(1, ev.KeepAlive(), 3 * SILENCE + 10)) == [(1, "silence")]
+    assert kinds(c.check(1, ev.KeepAlive(), 3 * SILENCE + 11)) == []
+
+
+def test_the_metadata_is_taken_only_whole_in_range_and_hashing_right():
+    import hashlib
+
+    import wirebuild as wb
+    from inspector.conformance import Metadata
+
+    info = wb.bencode({b"piece length": BLOCK, b"pieces": bytes(60), b"pad": bytes(20000)})
+    total, v1, v2 = len(info), hashlib.sha1(info).digest(), hashlib.sha256(info).digest()[:20]
+    first, second = info[:BLOCK], info[BLOCK:]
+    for info_hash in (v1, v2):
+        m = Metadata()
+        assert m.add(0, total, first, info_hash) is None
+        assert m.add(-1, total, second, info_hash) is None  # no such piece
+        assert m.add(2, total, second, info_hash) is None  # past the end (2 * 16 KiB >= total)
+        assert m.add(1, None, second, info_hash) is None  # no total_size
+        assert m.add(1, total, second, info_hash) == 3
+        assert m.add(1, total, second, info_hash) is None  # told once
+    exact = Metadata()
+    assert exact.add(2, 2 * BLOCK, bytes(BLOCK), v1) is None  # piece 2 of exactly two pieces: none
+    assert exact.pieces == {}
+    assert Metadata().add(0, total, info, None) is None  # no handshake yet: nothing to check against
+    assert Metadata().add(0, total, info, bytes(20)) is None  # hashes wrong
+
+
+def test_a_piece_is_whole_only_when_every_byte_is_in():
+    checked = []
+    facts = PieceFacts(2, lambda i, data: checked.append(data) or True, lambda i: 2 * BLOCK)
+    assert facts.add_block(2, 0, bytes(BLOCK)) is None  # no such piece
+    assert facts.add_block(0, -1, bytes(10)) is None
+    assert facts.add_block(0, 2 * BLOCK - 5, bytes(10)) is None  # runs past the piece
+    assert facts.add_block(0, 100, b"\x01" * BLOCK) is None  # odd blocks: a 16 KiB count would call it whole
+    assert facts.add_block(0, BLOCK + 100, b"\x02" * (BLOCK - 100)) is None
+    assert facts.add_block(0, 0, b"\x03" * 100) is True
+    assert checked == [b"\x03" * 100 + b"\x01" * BLOCK + b"\x02" * (BLOCK - 100)]
+
+
+def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
+    import inspector.conformance as conformance
+
+    monkeypatch.setattr(conformance, "MAX_ASSEMBLING", 2)
+    facts = PieceFacts(4, lambda i, data: True, lambda i: 2 * BLOCK)
+    for index in (0, 1, 2):
+        facts.add_block(index, 0, bytes(BLOCK))
+    assert list(facts.assembling) == [1, 2]
+    assert facts.add_block(2, BLOCK, bytes(BLOCK)) is True and facts.checked == 1
+    assert facts.add_block(0, BLOCK, bytes(BLOCK)) is None  # its first half was let go
+    assert list(facts.assembling) == [1, 0]
+
+
+def test_v1_hashes_that_are_not_bytes_fall_back_to_the_file_tree():
+    import wirebuild as wb
+
+    from inspector.conformance import count_from_info
+
+    tree = {b"f": {b"": {b"length": 9}}}
+    assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": [1], b"file tree": tree})) == 3
+    assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": bytes(30), b"file tree": tree})) == 3
