@@ -191,7 +191,9 @@ def test_silence_is_told_once_per_quiet_spell():
     assert "side b sent nothing for 238 s" in found[0][1].detail
     assert kinds(c.check(0, ev.KeepAlive(), 2 * SILENCE - 1)) == []
     assert kinds(c.check(1, ev.KeepAlive(), 2 * SILENCE)) == []  # b speaks: told already
-    assert kinds(c.check(0, ev.KeepAlive(), 4 * SILENCE)) == [(0, "silence"), (1, "silence")]
+    found = c.check(0, ev.KeepAlive(), 4 * SILENCE)
+    assert kinds(found) == [(0, "silence"), (1, "silence")]
+    assert found[0][1].detail.startswith("side a sent nothing for 241 s ")  # 4S - (2S - 1)
 
 
 def test_a_piece_is_hash_checked_once_all_its_blocks_are_in():
@@ -366,7 +368,10 @@ def test_the_bitfield_bound_is_the_smallest_seen():
     assert kinds(c.check(1, ev.Have(8), 0.3)) == [(1, "bad_index")]
 
 
-@pytest.mark.parametrize("a,b", [(FAST_EXT, PLAIN), (PLAIN, FAST_EXT)])
+DHT_EXT = bytes.fromhex("0000000000100001")  # the bit beside Fast's
+
+
+@pytest.mark.parametrize("a,b", [(FAST_EXT, PLAIN), (PLAIN, FAST_EXT), (FAST_EXT, DHT_EXT), (DHT_EXT, FAST_EXT)])
 def test_one_fast_handshake_is_not_fast_a_choke_discards(a, b):
     c = started(a, b)
     c.check(1, ev.Unchoke(), 0.1)
@@ -387,6 +392,18 @@ def test_what_answers_a_stream_held_up_behind_a_gap_is_not_judged():
     assert kinds(c.check(0, ev.Extended(5, None, {}, 0, 3), 0.2)) == []
     assert kinds(c.check(1, ev.Piece(7, 0, BLOCK), 0.3)) == [(1, "unrequested_piece")]  # a's stream is whole
     assert kinds(c.check(1, ev.Reject(7, 0, BLOCK), 0.4)) == [(1, "unrequested_reject")]
+    c = started()  # the mirror: a's stream held up, b's judged
+    c.stalled = lambda side: side == 0
+    c.check(1, ev.Unchoke(), 0.1)
+    assert kinds(c.check(1, ev.Piece(7, 0, BLOCK), 0.2)) == []
+    assert kinds(c.check(1, ev.Extended(5, None, {}, 0, 3), 0.3)) == []
+    assert kinds(c.check(0, ev.Request(7, 0, BLOCK), 0.4)) == []
+    c.check(1, ev.Choke(), 0.5)
+    assert kinds(c.check(0, ev.Request(8, 0, BLOCK), 2.0)) == [(0, "request_while_choked")]
+    late = Conformance(trusted=True)
+    late.stalled = lambda side: side == 0
+    late.check(1, hs(), 0.0)
+    assert kinds(late.check(1, ev.Interested(), 0.1)) == []  # a's handshake may be in the gap
     early = Conformance(trusted=True)
     early.stalled = lambda side: side == 1
     early.check(0, hs(), 0.0)
@@ -408,9 +425,27 @@ def test_past_the_request_cap_piece_and_reject_checks_stop(monkeypatch):
     c.check(0, ev.Request(2, 0, BLOCK), 0.4)  # one too many: not remembered
     assert kinds(c.check(1, ev.Piece(2, 0, BLOCK), 0.5)) == []
     assert kinds(c.check(1, ev.Reject(6, 0, BLOCK), 0.6)) == []
-    for i in range(4):  # cancelled ones: the oldest forgotten past the cap
-        c.check(0, ev.Cancel(i, 0, BLOCK), 0.7)
-    assert set(c.sides[0].cancelled) <= {(i, 0, BLOCK) for i in range(4)} and len(c.sides[0].cancelled) <= 2
+    plain = started(PLAIN, PLAIN)
+    plain.check(1, ev.Unchoke(), 0.1)
+    plain.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    plain.check(0, ev.Request(1, 0, BLOCK), 0.2)
+    plain.check(1, ev.Choke(), 0.3)  # discards both: remembered as cancelled
+    plain.check(1, ev.Unchoke(), 0.4)
+    plain.check(0, ev.Request(2, 0, BLOCK), 0.5)
+    plain.check(0, ev.Cancel(2, 0, BLOCK), 0.6)  # a third: the oldest is forgotten
+    assert list(plain.sides[0].cancelled) == [(1, 0, BLOCK), (2, 0, BLOCK)]
+    assert kinds(plain.check(1, ev.Piece(0, 0, BLOCK), 0.7)) == [(1, "unrequested_piece")]
+    assert kinds(plain.check(1, ev.Piece(2, 0, BLOCK), 0.8)) == [(1, "cancelled_piece")]
+
+
+def test_an_answered_request_is_gone_so_its_cancel_takes_nothing_back():
+    c = started()
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    c.check(1, ev.Piece(0, 0, BLOCK), 0.3)
+    c.check(0, ev.Cancel(0, 0, BLOCK), 0.4)  # too late: nothing outstanding
+    assert c.sides[0].requests == {} and not c.sides[0].cancelled
+    assert kinds(c.check(1, ev.Piece(0, 0, BLOCK), 0.5)) == [(1, "unrequested_piece")]
 
 
 def test_odd_messages_do_not_break_the_checks():
@@ -438,6 +473,10 @@ def test_silence_is_judged_per_side_and_told_once():
     assert kinds(c.check(0, ev.KeepAlive(), 10.0)) == [(0, "before_handshake")]
     seen[0].active = SILENCE + 50
     assert kinds(c.check(0, ev.KeepAlive(), SILENCE + 50)) == []  # its own bytes came meanwhile
+    c = Conformance(trusted=True, activity=(Activity(0.0), Activity(0.0)))
+    c.check(1, hs(), 0.0)  # a's handshake never seen: a is not judged, b still is
+    c.activity[1].saw(SILENCE + 30)
+    assert kinds(c.check(1, ev.KeepAlive(), SILENCE + 30)) == [(1, "silence"), (1, "before_handshake")]
     c = Conformance(trusted=True, activity=seen)
     seen[0].active = seen[1].active = 0.0
     c.check(0, hs(), 0.0)
@@ -474,20 +513,37 @@ def test_the_metadata_is_taken_only_whole_in_range_and_hashing_right():
     exact = Metadata()
     assert exact.add(2, 2 * BLOCK, bytes(BLOCK), v1) is None  # piece 2 of exactly two pieces: none
     assert exact.pieces == {}
-    assert Metadata().add(0, total, info, None) is None  # no handshake yet: nothing to check against
+    early = Metadata()
+    assert early.add(0, total, info, None) is None and early.pieces == {}  # no handshake yet: kept for nothing
     assert Metadata().add(0, total, info, bytes(20)) is None  # hashes wrong
+
+
+def test_the_largest_metadata_taken_is_max_metadata(monkeypatch):
+    import hashlib
+
+    import inspector.conformance as conformance
+    import wirebuild as wb
+
+    info = wb.bencode({b"piece length": BLOCK, b"pieces": bytes(40)})
+    monkeypatch.setattr(conformance, "MAX_METADATA", len(info))
+    assert conformance.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) == 2
+    monkeypatch.setattr(conformance, "MAX_METADATA", len(info) - 1)
+    assert conformance.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) is None
 
 
 def test_a_piece_is_whole_only_when_every_byte_is_in():
     checked = []
     facts = PieceFacts(2, lambda i, data: checked.append(data) or True, lambda i: 2 * BLOCK)
-    assert facts.add_block(2, 0, bytes(BLOCK)) is None  # no such piece
+    assert facts.add_block(2, 0, bytes(2 * BLOCK)) is None and checked == []  # no such piece
     assert facts.add_block(0, -1, bytes(10)) is None
     assert facts.add_block(0, 2 * BLOCK - 5, bytes(10)) is None  # runs past the piece
     assert facts.add_block(0, 100, b"\x01" * BLOCK) is None  # odd blocks: a 16 KiB count would call it whole
     assert facts.add_block(0, BLOCK + 100, b"\x02" * (BLOCK - 100)) is None
     assert facts.add_block(0, 0, b"\x03" * 100) is True
     assert checked == [b"\x03" * 100 + b"\x01" * BLOCK + b"\x02" * (BLOCK - 100)]
+    assert facts.add_block(1, 0, bytes(100)) is None
+    assert facts.add_block(1, 200, bytes(2 * BLOCK - 200)) is None  # a gap of 100 bytes between
+    assert facts.add_block(1, 100, bytes(100)) is True
 
 
 def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
@@ -511,3 +567,34 @@ def test_v1_hashes_that_are_not_bytes_fall_back_to_the_file_tree():
     tree = {b"f": {b"": {b"length": 9}}}
     assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": [1], b"file tree": tree})) == 3
     assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": bytes(30), b"file tree": tree})) == 3
+
+
+def test_the_limits_are_strict_two_minutes_and_one_second_are_allowed(monkeypatch):
+    from inspector.conformance import Activity
+
+    spell = Activity(0.0)
+    spell.saw(SILENCE)
+    assert spell.quiet == 0.0  # exactly two minutes: not longer
+    spell.saw(2 * SILENCE + 0.5)
+    assert spell.quiet == SILENCE + 0.5
+    c = started()
+    assert kinds(c.check(0, ev.KeepAlive(), SILENCE)) == []  # b quiet exactly two minutes: fine
+    c.check(1, ev.Unchoke(), SILENCE)
+    c.check(1, ev.Choke(), SILENCE + 1.0)
+    assert kinds(c.check(0, ev.Request(0, 0, BLOCK), SILENCE + 1.0 + CHOKE_GRACE)) == []  # within the grace
+    import inspector.conformance as conformance
+
+    monkeypatch.setattr(conformance, "MAX_OUTSTANDING", 2)
+    c = started()
+    for index in (1, 2, 3):  # the third past the cap is not remembered
+        c.check(1, ev.AllowedFast(index), 0.1)
+    assert kinds(c.check(0, ev.Request(2, 0, BLOCK), 0.2)) == []
+    assert kinds(c.check(0, ev.Request(3, 0, BLOCK), 0.3)) == [(0, "request_while_choked")]
+
+
+def test_a_request_by_b_waits_on_a_stream_held_up():
+    c = started()
+    c.stalled = lambda side: side == 0  # a's unchoke may be in its gap
+    assert kinds(c.check(1, ev.Request(0, 0, BLOCK), 0.1)) == []
+    c.stalled = None
+    assert kinds(c.check(1, ev.Request(0, BLOCK, BLOCK), 0.2)) == [(1, "request_while_choked")]

@@ -25,12 +25,12 @@ import pytest
 from textual.worker import WorkerCancelled
 from textual.command import CommandList, CommandPalette
 from textual.notifications import Notify
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable, Label, Markdown
 
 from conftest import (REPO, SAMPLE, TcpConversation, bt_extended, bt_handshake, bt_have, bt_msg, bt_piece,
                       bt_request, write_packets)
 from inspector.capfile import CaptureFile
-from inspector.filters import FilterError, compile_filter
+from inspector.filters import FIELDS, FilterError, compile_filter
 from tui import make_app
 from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen
@@ -451,6 +451,8 @@ async def test_help_opens_and_closes() -> None:
         await settle(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        shown_help = app.screen.query_one(Markdown).source
+        assert all(f"| `{name}` |" in shown_help for name in FIELDS if name != "type")  # every -Y field
         await pilot.press("question_mark")
         assert isinstance(app.screen, MainScreen)
         await pilot.press("question_mark", "escape")

@@ -32,7 +32,23 @@ TEXT = """\
 Click a column header in the sessions table to sort by it (again: reversed).
 Peer-controlled text (peer ids, client names, bencoded strings) is shown with
 control characters escaped.
+
+## Filters
+
+`piece`, `bt.index >= 100 && ip.src == 10.0.0.0/8`, `bt.peer_id contains "-TR"`,
+`tcp.port in {6881..6889}`, `bt.ext.v matches "^utorrent"`, `bt.finding.severity == error`,
+`not (side == a)`. Operators: `== != < <= > >= contains matches in {…} not in`,
+`and or not && || !`, parentheses; numbers in decimal or `0x` hex; bytes as `5a:69:…`.
+A comparison on a field the message lacks is false.
+
 """
+
+
+def _fields() -> str:
+    from inspector.filters import field_help
+
+    rows = "".join(f"| `{name}` | {kind} | {meaning} |\n" for name, kind, meaning in field_help())
+    return "| field | type | meaning |\n|---|---|---|\n" + rows
 
 
 class HelpScreen(ModalScreen):
@@ -44,4 +60,4 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(TEXT)
+            yield Markdown(TEXT + _fields())
