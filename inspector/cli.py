@@ -106,7 +106,6 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
     meets one gets a 'limit' finding or warning naming it, and decoding goes on.
     """
     from .capfile import CaptureError
-    from .extract import ExtractError, read_torrent
     from .filters import FilterError, compile_filter
     from .pipeline import CaptureDecode
 
@@ -114,14 +113,26 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
         raise Failure("--sessions and --stats are two views: give one")
     try:
         keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
-        torrents = [read_torrent(path) for path in torrent_paths]
+        torrents = _torrents(torrent_paths)
         decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits), torrents=torrents)
-    except (CaptureError, FilterError, ExtractError) as exc:
+    except (CaptureError, FilterError) as exc:
         raise Failure(str(exc)) from None
     try:
         _output(decode, keep, count, "stats" if stats else "sessions" if sessions else None, fmt, sys.stdout)
     finally:
         _warn(decode.warnings)
+
+
+def _torrents(paths: tuple[str, ...]) -> list:
+    """The --torrent files, read; ``inspector.extract`` (and OpenSSL with it) only when one is given."""
+    if not paths:
+        return []
+    from .extract import ExtractError, read_torrent
+
+    try:
+        return [read_torrent(path) for path in paths]
+    except ExtractError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _output(decode, keep, count: int | None, view: str | None, fmt: str, out) -> None:

@@ -13,7 +13,6 @@ its cancel was sent are let through or kept as notes.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,6 +72,8 @@ class Metadata:
             return None
         info = b"".join(self.pieces[i] for i in sorted(self.pieces))[:total]
         self.done = True
+        import hashlib  # here, not at the top: OpenSSL costs every read 4 MB it rarely needs
+
         if hashlib.sha1(info).digest() != info_hash and hashlib.sha256(info).digest()[:20] != info_hash:
             return None
         return count_from_info(info)
