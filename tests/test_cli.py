@@ -12,6 +12,7 @@ import re
 import struct
 import os
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -503,3 +504,20 @@ def test_a_terminal_that_cannot_encode_the_arrow_gets_an_escape_not_a_traceback(
     assert run.returncode == 0 and b"Traceback" not in run.stderr, run.stderr
     lines = run.stdout.decode("ascii").splitlines()
     assert len(lines) == 2 and all("\\u2192" in line for line in lines)
+
+
+def test_read_loads_only_what_it_uses():
+    """``btshark read`` starts without Textual, pyshark or the replayer (DESIGN.md), and
+    without the .torrent reader and OpenSSL unless --torrent is given (4 MB of memory)."""
+    probe = ("import sys, io, contextlib; from inspector.cli import main; sys.argv = ['btshark', 'read', sys.argv[1]]"
+             + "{extra}\ntry:\n    with contextlib.redirect_stdout(io.StringIO()): main()\nexcept SystemExit: pass\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('textual', 'pyshark', 'replay', 'tui', 'hashlib', 'inspector'))))")
+    plain = subprocess.run([sys.executable, "-c", probe.format(extra=""), str(SAMPLE)], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert not {"textual", "pyshark", "replay", "tui", "hashlib", "inspector.extract", "inspector.stats"} & set(plain)
+    assert "inspector.conformance" in plain  # the probe saw the decode's modules
+    torrent = str(SAMPLE.with_suffix(".torrent"))
+    given = subprocess.run([sys.executable, "-c", probe.format(extra=f" + ['--torrent', {torrent!r}]"), str(SAMPLE)],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert {"hashlib", "inspector.extract"} <= set(given)
