@@ -55,6 +55,8 @@ _SPEC = importlib.util.spec_from_file_location("record", ROOT / "captures" / "re
 record = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = record  # its dataclasses look their module up there
 _SPEC.loader.exec_module(record)
+SEED = record.Peer("libtorrent", record.LOCALHOST, record.SEED_PORT, True, "libtorrent seeder")
+DOWNLOADER = record.Peer("libtorrent", record.LOCALHOST, record.DOWNLOAD_PORT, False, "libtorrent downloader")
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def transfer(work: Path, torrent: Path, seed_dir: Path, rec: record.Recording, n
             children.append(tcpdump)
             for name in names:
                 sniffs.append(Capture(ns, name, bpf, profile))
-            seeder = record.libtorrent_seeder(ns, work, torrent, seed_dir, rec)
+            seeder = record.start_client(ns, work, torrent, seed_dir, SEED, rec)
             children.append(seeder)
             seeder.wait_ready(TIMEOUT)
             deadline = time.monotonic() + TIMEOUT
@@ -152,7 +154,7 @@ def transfer(work: Path, torrent: Path, seed_dir: Path, rec: record.Recording, n
                 time.sleep(0.1)
             start = time.monotonic()
             downloader = record.Child("libtorrent downloader",
-                                      record.peer_command(ns, "download", torrent, dl_dir, rec),
+                                      record.peer_command(ns, DOWNLOADER, torrent, dl_dir, rec),
                                       work / "download.log")
             children.append(downloader)
             if downloader.proc.wait(rec.timeout) != 0:

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, run_btshark
+from conftest import REPO, btshark_ok, run_btshark
 from inspector.events import (
     Bitfield, Cancel, Choke, Extended, Finding, Handshake, Have, KeepAlive, Piece, Port, Request, Unknown,
 )
@@ -824,3 +824,13 @@ def test_field_help_lists_every_field_but_the_legacy_alias():
     names = [name for name, _, _ in rows]
     assert sorted(names[:-1]) == sorted(set(FIELDS) - {"type"}) and names[-1].startswith("bt.ext.")
     assert dict((n, t) for n, t, _ in rows)["ip.addr"] == "address (several)"
+
+
+@pytest.mark.parametrize("expression", ["piece", "bt.index >= 8 || side == a", "ip.src == 127.0.0.10/32 && not have"])
+def test_the_command_line_splits_the_records_by_a_filter_and_its_negation(expression):
+    """``-Y X`` and ``-Y 'not (X)'`` through ``btshark read``: together every line, once."""
+    capture = REPO / "captures" / "swarm" / "swarm-tcp.pcap"
+    every = btshark_ok("read", capture, "-T", "jsonl").stdout.splitlines()
+    kept = btshark_ok("read", capture, "-T", "jsonl", "-Y", expression).stdout.splitlines()
+    rest = btshark_ok("read", capture, "-T", "jsonl", "-Y", f"not ({expression})").stdout.splitlines()
+    assert kept and rest and sorted(kept + rest) == sorted(every)

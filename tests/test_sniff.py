@@ -36,6 +36,9 @@ _SPEC = importlib.util.spec_from_file_location("record", REPO / "captures" / "re
 record = importlib.util.module_from_spec(_SPEC)
 sys.modules[_SPEC.name] = record  # its dataclasses look their module up there
 _SPEC.loader.exec_module(record)
+# The pair record.py records: aria2 seeding on the loopback port, one libtorrent downloader.
+SEED = record.Peer("aria2", record.LOCALHOST, record.SEED_PORT, True, "aria2c")
+DOWNLOADER = record.Peer("libtorrent", record.LOCALHOST, record.DOWNLOAD_PORT, False, "libtorrent downloader")
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -143,11 +146,11 @@ def test_live_decode_equals_the_saved_file_and_tcpdump(tmp_path: Path) -> None:
             tcpdump.wait_ready(TIMEOUT)
             for backend in BACKENDS:
                 sniffs[backend] = Sniff(ns, backend, tmp_path / f"{backend}.pcapng")
-            seeder = record.aria2_seeder(ns, tmp_path, torrent, seed_dir)
+            seeder = record.aria2_client(ns, tmp_path, torrent, seed_dir, SEED, swarm=False)
             children.append(seeder)
             seeder.wait_ready(TIMEOUT)
             wait_for(lambda: ns.listening(record.SEED_PORT), "aria2 to listen")
-            downloader = record.Child("libtorrent downloader", record.peer_command(ns, "download", torrent, dl_dir, rec),
+            downloader = record.Child("libtorrent downloader", record.peer_command(ns, DOWNLOADER, torrent, dl_dir, rec),
                                       tmp_path / "download.log")
             children.append(downloader)
             assert downloader.proc.wait(TIMEOUT) == 0, downloader.output()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import btshark_ok, capture_params, read_jsonl, run_btshark
+from conftest import REPO, btshark_ok, capture_params, read_jsonl, run_btshark
 
 
 def nearest_rank(values: list[float], p: int) -> float | None:
@@ -77,7 +77,10 @@ def check(stats: dict, records: list[dict]) -> int:
     return compared
 
 
-@pytest.mark.parametrize("capture", capture_params())
+SWARMS = sorted((REPO / "captures" / "swarm").glob("*.pcap"))
+
+
+@pytest.mark.parametrize("capture", capture_params() + [pytest.param(p, id=f"swarm/{p.stem}") for p in SWARMS])
 def test_stats_match_the_messages(capture: Path):
     stats = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
     records = read_jsonl(capture)
@@ -86,7 +89,10 @@ def test_stats_match_the_messages(capture: Path):
     assert [s["id"] for s in stats["sessions"]] == ids  # every session listed, with nothing if silent
     answered = sum(s["sides"][x]["latency"]["answered"] for s in stats["sessions"] for x in "ab")
     pieces = sum(1 for r in records if r["type"] == "piece")
-    assert answered == pieces  # real clients: every piece answers a request
+    if capture.parent.name != "swarm":  # two peers alone: every piece answers a request of its own
+        assert answered == pieces
+    else:  # a swarm: pieces past their cancel, and a block asked twice answered twice, wait for nothing
+        assert 0 < answered <= pieces
 
 
 def test_a_display_filter_narrows_the_statistics():

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Label
 
-from test_sniff import MARKER, TIMEOUT, marker, needs_root, record, transfer
+from test_sniff import DOWNLOADER, MARKER, SEED, TIMEOUT, marker, needs_root, record, transfer
 from test_tui import on_loop
 from inspector.pipeline import CaptureDecode
 from tui import make_live_app
@@ -138,7 +138,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
     app = None
     with record.Namespace(f"btshark-tuilive-{os.getpid()}") as ns:
         try:
-            seeder = record.aria2_seeder(Throttled(ns), tmp_path, torrent, seed_dir)
+            seeder = record.aria2_client(Throttled(ns), tmp_path, torrent, seed_dir, SEED, swarm=False)
             children.append(seeder)
             seeder.wait_ready(TIMEOUT)
             with Joined(ns.name):
@@ -148,7 +148,7 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
                 view = app.screen.query_one(MessagesView)
                 assert view.following
                 downloader = record.Child("libtorrent downloader",
-                                          record.peer_command(ns, "download", torrent, dl_dir, rec),
+                                          record.peer_command(ns, DOWNLOADER, torrent, dl_dir, rec),
                                           tmp_path / "download.log")
                 children.append(downloader)
                 await until(pilot, lambda: transfer_session(app) is not None
