@@ -68,14 +68,6 @@ def test_pieces_answer_requests_once_and_a_cancelled_one_is_a_note():
     assert c.answered == 1
 
 
-def test_without_fast_a_choke_discards_requests_so_a_late_piece_is_only_a_note():
-    c = started(PLAIN, PLAIN)
-    c.check(1, ev.Unchoke(), 0.1)
-    c.check(0, ev.Request(3, 0, BLOCK), 0.2)
-    c.check(1, ev.Choke(), 0.3)
-    assert kinds(c.check(1, ev.Piece(3, 0, BLOCK), 0.4)) == [(1, "cancelled_piece")]
-
-
 def test_with_fast_a_choke_keeps_requests_and_the_choker_rejects_them():
     c = started()
     c.check(1, ev.Unchoke(), 0.1)
@@ -371,8 +363,9 @@ def test_the_bitfield_bound_is_the_smallest_seen():
 DHT_EXT = bytes.fromhex("0000000000100001")  # the bit beside Fast's
 
 
-@pytest.mark.parametrize("a,b", [(FAST_EXT, PLAIN), (PLAIN, FAST_EXT), (FAST_EXT, DHT_EXT), (DHT_EXT, FAST_EXT)])
-def test_one_fast_handshake_is_not_fast_a_choke_discards(a, b):
+@pytest.mark.parametrize("a,b", [(PLAIN, PLAIN), (FAST_EXT, PLAIN), (PLAIN, FAST_EXT), (FAST_EXT, DHT_EXT),
+                                 (DHT_EXT, FAST_EXT)])
+def test_without_fast_on_both_a_choke_discards_requests_so_a_late_piece_is_only_a_note(a, b):
     c = started(a, b)
     c.check(1, ev.Unchoke(), 0.1)
     c.check(0, ev.Request(3, 0, BLOCK), 0.2)
