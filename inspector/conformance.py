@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 BLOCK = 16 * 1024
 CHOKE_GRACE = 1.0  # seconds: a request this soon after a choke may have crossed it
-SILENCE = 120.0  # seconds without a message: keep-alives are due every two minutes
+SILENCE = 130.0  # seconds without a byte: keep-alives are due every 120, and timers run a little late
 MAX_OUTSTANDING = 1 << 16  # requests remembered per side; past it, piece and reject checks stop
-MAX_ASSEMBLING = 256  # pieces put together at once for the hash check
+MAX_ASSEMBLING = 64 << 20  # bytes of unfinished pieces held for the hash check, all sessions of a torrent
 
 # Findings that do not make the connection's state unknown: everything else (holes,
 # resyncs, cut messages, framing errors, a "land" flow whose two directions are one)
@@ -133,6 +133,7 @@ class PieceFacts:
     size: Callable[[int], int] = lambda index: 0
     assembling: dict[int, _Assembly] = field(default_factory=dict)
     checked: int = 0  # pieces put together and hash-checked
+    held: int = 0  # bytes of the pieces in ``assembling`` (a lossy capture leaves some unfinished for good)
 
     def add_block(self, index: int, begin: int, data: bytes) -> bool | None:
         """A captured block; the piece's verdict once all its bytes are in, else None."""
@@ -143,12 +144,16 @@ class PieceFacts:
             return None  # not of this piece: a bad_index or a piece that is no piece, not a hash to check
         piece = self.assembling.get(index)
         if piece is None:
-            if len(self.assembling) >= MAX_ASSEMBLING:
-                del self.assembling[next(iter(self.assembling))]  # the oldest unfinished piece goes unchecked
+            if size > MAX_ASSEMBLING:
+                return None  # a piece larger than the whole budget goes unchecked
+            while self.held + size > MAX_ASSEMBLING:  # the oldest unfinished pieces go unchecked
+                self.held -= len(self.assembling.pop(next(iter(self.assembling))).buf)
             piece = self.assembling[index] = _Assembly(size)
+            self.held += size
         if not piece.add(begin, data):
             return None
         del self.assembling[index]
+        self.held -= size
         self.checked += 1
         return self.check(index, bytes(piece.buf))
 
@@ -237,8 +242,8 @@ class Conformance:
             self._bits(side, event, other, found)
         if kind in MAP_MESSAGES:
             self._piece_map(side, event, me, found)
-        elif me.piece_map is None and kind not in ("extended", "port"):
-            me.chatter = True  # (a magnet download's ut_metadata requests come before its map: fine)
+        elif me.piece_map is None and kind not in ("extended", "port", "keepalive"):
+            me.chatter = True  # (a magnet download's ut_metadata requests, a keep-alive: fine before it)
         if kind == "request":
             self._request(side, event, me, other, ts, found)
         elif kind == "piece":

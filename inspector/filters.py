@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 from .clients import identify
 from .events import MESSAGE_TYPES, SEVERITIES, SEVERITY
-from .wire import RESERVED_BITS, reserved_names
+from .wire import reserved_names
 
 Predicate = Callable[[tuple], bool]  # a Record (session, side, frame, ts, event) -> keep?
 
 MAX_DEPTH = 64  # parentheses
 GROUP_DEPTH = 8  # levels of parentheses written inline before a group becomes a function
-MAX_DIGITS = 18  # a number of up to 18 digits always fits 64 bits
+MAX_DIGITS = 18  # digits (decimal or hex) of a number: a decimal one of 18 always fits 64 bits
 _TYPES = frozenset(MESSAGE_TYPES) | {"finding"}
 _OPS = {"==": "==", "eq": "==", "!=": "!=", "ne": "!=", "<": "<", "lt": "<", "<=": "<=", "le": "<=",
         ">": ">", "gt": ">", ">=": ">=", "ge": ">=", "contains": "contains", "matches": "matches", "~": "matches"}
@@ -69,7 +69,6 @@ class Field:
 
 _HS = "e.type == 'handshake'"
 _KINDS = frozenset(SEVERITY)
-_EXT_NAMES = frozenset(RESERVED_BITS.values())
 
 
 def _fields() -> dict[str, Field]:
@@ -325,9 +324,7 @@ class _Compiler:
         return after is not None and after.kind == "word" and after.text == "in"
 
     def exists(self, field: Field) -> str:
-        if field.kind == "bool":
-            return f"bool({field.code})"
-        if field.multi:
+        if field.kind == "bool" or field.multi:  # a true boolean; some value at all
             return f"bool({field.code})"
         return f"({field.code} is not None)"
 
@@ -336,9 +333,7 @@ class _Compiler:
         if token.kind == "op":
             raise self.error(f"expected a value for {name}, got {token.text!r}", token)
         if kind == "any":
-            literal = self.const(_loose(token))
-            if op == "matches":
-                literal = self.const(self.regex(token))
+            literal = self.const(self.regex(token) if op == "matches" else _loose(token))
             return f"_dyn({field.code}, {self.const(op)}, {literal})"
         if op in ("contains", "matches") and kind not in ("str", "enum", "bytes"):
             raise self.error(f"{name} is {_ARTICLE[kind]}; {op_token.text} needs a text or byte-string field",

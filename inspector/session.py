@@ -77,7 +77,7 @@ class PeerRegistry:
     def __init__(self) -> None:
         self._by_id: dict[tuple[bytes, bytes], list[tuple[Session, int]]] = {}
 
-    def handshake(self, session: Session, side: int, frame: int, found: list[Found]) -> None:
+    def handshake(self, session: Session, side: int, found: list[Found]) -> None:
         me = session.sides[side]
         key = (me.info_hash or b"", me.peer_id or b"")
         others = self._by_id.setdefault(key, [])
@@ -160,7 +160,7 @@ class Session:
             findings.append(SessionFinding("limit", None, frame, f"findings kept per session reached "
                                            f"({self.limits.option('findings')}); later ones are counted only"))
 
-    def account(self, side: int, events: list[ev.Event], frame: int, ts: float = 0.0) -> list[Found]:
+    def account(self, side: int, events: list[ev.Event], frame: int, ts: float) -> list[Found]:
         """Fold one direction's events into the session's facts and findings; what the
         conformance checks found, as (side, finding), for the caller to show after them."""
         me = self.sides[side]
@@ -174,7 +174,7 @@ class Session:
             start = len(found)
             found += self.conformance.check(side, event, ts)
             if kind == "handshake":
-                self._handshake(side, event, frame, found)
+                self._handshake(side, event, found)
             for who, finding in found[start:]:
                 self.note(who, frame, finding.kind, finding.detail)
             if kind == "piece":
@@ -215,7 +215,7 @@ class Session:
             facts = self.conformance.pieces = PieceFacts(count)
             self.pieces_by_hash.setdefault(self.info_hash, facts)  # type: ignore[arg-type]
 
-    def _handshake(self, side: int, hs: ev.Handshake, frame: int, found: list[Found]) -> None:
+    def _handshake(self, side: int, hs: ev.Handshake, found: list[Found]) -> None:
         me, other = self.sides[side], self.sides[1 - side]
         me.reserved, me.info_hash, me.peer_id = hs.reserved, hs.info_hash, hs.peer_id
         if self.conformance.pieces is None and hs.info_hash in self.pieces_by_hash:
@@ -226,7 +226,7 @@ class Session:
         if other.peer_id is not None and other.peer_id == hs.peer_id and len(hs.peer_id) == 20:
             found.append((side, ev.Finding("self_connection", f"both sides use peer id {hs.peer_id.hex()}")))
         if self.registry is not None:
-            self.registry.handshake(self, side, frame, found)
+            self.registry.handshake(self, side, found)
 
     def as_dict(self) -> dict:
         a, b = self.sides

@@ -32,6 +32,7 @@ class SideStats:
     unchokes: int = 0
     unchoked_since: float | None = None  # it lets the other side download since then
     unchoked: list[tuple[float, float | None]] = field(default_factory=list)
+    fast: bool = False  # its handshake set the Fast bit (BEP 6)
 
     def as_dict(self, start: float, end: float) -> dict:
         span = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
@@ -61,7 +62,8 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 class Stats:
-    """Feed it records (``add``); ``as_dict`` gives the figures."""
+    """The figures, gathered record by record as ``read`` hands them over, so ``--stats``
+    costs one pass and no more memory than the requests still awaiting their piece."""
 
     def __init__(self) -> None:
         self.sides: dict[int, tuple[SideStats, SideStats]] = {}
@@ -83,7 +85,9 @@ class Stats:
         if me.first is None:
             me.first = ts
         me.last = ts
-        if kind == "piece":
+        if kind == "handshake":
+            me.fast = bool(event.reserved[7] & 0x04)
+        elif kind == "piece":
             me.payload += event.length
             asked = other.waiting.pop((event.index, event.begin, event.length), None)
             if asked is not None:
@@ -100,6 +104,8 @@ class Stats:
             asker.waiting.pop((event.index, event.begin, event.length), None)
         elif kind == "choke":
             me.chokes += 1
+            if not (me.fast and other.fast):  # BEP 3: a choke discards the requests; asked again, they wait anew
+                other.waiting.clear()
             if me.unchoked_since is not None:
                 me.unchoked.append((me.unchoked_since, ts))
                 me.unchoked_since = None
@@ -144,6 +150,7 @@ def write_stats(stats: Stats, sessions: list[Session], fmt: str, out: TextIO) ->
         for s in figures["sessions"]:
             out.write(json.dumps({"type": "session_stats", **s}, separators=(",", ":")) + "\n")
         out.write(json.dumps({"type": "top_talkers", "talkers": figures["top_talkers"]}, separators=(",", ":")) + "\n")
+        out.write(json.dumps({"type": "findings", "findings": figures["findings"]}, separators=(",", ":")) + "\n")
         return
     lines: list[str] = []
     for s in figures["sessions"]:

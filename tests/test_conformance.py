@@ -102,6 +102,7 @@ def test_a_magnet_download_may_fetch_the_metadata_before_its_piece_map():
     for _ in range(2):  # a retried request, too
         assert kinds(c.check(0, ev.Extended(2, "ut_metadata", {"msg_type": 0, "piece": 0}, 0, 30), 0.2)) == []
     assert kinds(c.check(0, ev.Port(6881), 0.3)) == []
+    assert kinds(c.check(0, ev.KeepAlive(), 0.35)) == []
     assert kinds(c.check(0, ev.HaveNone(), 0.4)) == []
 
 
@@ -180,12 +181,12 @@ def test_silence_is_told_once_per_quiet_spell():
     assert kinds(c.check(0, ev.KeepAlive(), SILENCE - 1)) == []
     found = c.check(0, ev.KeepAlive(), 2 * SILENCE - 2)
     assert kinds(found) == [(1, "silence")]  # a spoke within the limit each time; b never did
-    assert "side b sent nothing for 238 s" in found[0][1].detail
+    assert f"side b sent nothing for {2 * SILENCE - 2:.0f} s" in found[0][1].detail
     assert kinds(c.check(0, ev.KeepAlive(), 2 * SILENCE - 1)) == []
     assert kinds(c.check(1, ev.KeepAlive(), 2 * SILENCE)) == []  # b speaks: told already
     found = c.check(0, ev.KeepAlive(), 4 * SILENCE)
     assert kinds(found) == [(0, "silence"), (1, "silence")]
-    assert found[0][1].detail.startswith("side a sent nothing for 241 s ")  # 4S - (2S - 1)
+    assert found[0][1].detail.startswith(f"side a sent nothing for {2 * SILENCE + 1:.0f} s ")  # 4S - (2S - 1)
 
 
 def test_a_piece_is_hash_checked_once_all_its_blocks_are_in():
@@ -477,8 +478,10 @@ def test_silence_is_judged_per_side_and_told_once():
     seen[1].saw(2 * SILENCE)  # b was quiet, and is told when its bytes come; a, while it lasts
     found = c.check(1, ev.KeepAlive(), 2 * SILENCE)
     assert [(w, f.detail) for w, f in found] == [
-        (0, "side a sent nothing for 240 s while the connection was live (keep-alives are due every 2 minutes)"),
-        (1, "side b sent nothing for 240 s while the connection was live (keep-alives are due every 2 minutes)")]
+        (0, f"side a sent nothing for {2 * SILENCE:.0f} s while the connection was live (keep-alives are due "
+            "every 2 minutes)"),
+        (1, f"side b sent nothing for {2 * SILENCE:.0f} s while the connection was live (keep-alives are due "
+            "every 2 minutes)")]
     assert kinds(c.check(1, ev.KeepAlive(), 2 * SILENCE + 1)) == []  # neither again
     seen[0].saw(3 * SILENCE + 10)  # a's silence ends: told already, while it lasted
     seen[1].saw(3 * SILENCE + 10)  # b's second one ends: told now
@@ -542,14 +545,16 @@ def test_a_piece_is_whole_only_when_every_byte_is_in():
 def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
     import inspector.conformance as conformance
 
-    monkeypatch.setattr(conformance, "MAX_ASSEMBLING", 2)
+    monkeypatch.setattr(conformance, "MAX_ASSEMBLING", 4 * BLOCK)  # room for two unfinished pieces
     facts = PieceFacts(4, lambda i, data: True, lambda i: 2 * BLOCK)
     for index in (0, 1, 2):
         facts.add_block(index, 0, bytes(BLOCK))
     assert list(facts.assembling) == [1, 2]
     assert facts.add_block(2, BLOCK, bytes(BLOCK)) is True and facts.checked == 1
     assert facts.add_block(0, BLOCK, bytes(BLOCK)) is None  # its first half was let go
-    assert list(facts.assembling) == [1, 0]
+    assert list(facts.assembling) == [1, 0] and facts.held == 4 * BLOCK
+    huge = PieceFacts(1, lambda i, data: True, lambda i: 5 * BLOCK)  # one piece above the whole budget
+    assert huge.add_block(0, 0, bytes(BLOCK)) is None and not huge.assembling and huge.held == 0
 
 
 def test_v1_hashes_that_are_not_bytes_fall_back_to_the_file_tree():

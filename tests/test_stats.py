@@ -28,10 +28,16 @@ def derived(records: list[dict]) -> dict:
     out: dict = defaultdict(lambda: {"messages": Counter(), "payload": 0, "waits": [], "requests": 0,
                                      "chokes": 0, "unchokes": 0})
     asked: dict = {}
+    fast: set = set()  # (session, address) whose handshake set the Fast bit
     for r in records:
         if r["type"] == "finding":
             continue
         sid = r["session"]
+        if r["type"] == "handshake" and "fast" in r["extensions"]:
+            fast.add((sid, r["src"]))
+        if r["type"] == "choke" and not {(sid, r["src"]), (sid, r["dst"])} <= fast:
+            # BEP 3: without Fast on both sides a choke drops the other side's requests
+            asked = {k: v for k, v in asked.items() if (k[0], k[1]) != (r["dst"], sid)}
         figures = out[(sid, r["src"])]
         figures["messages"][r["type"]] += 1
         block = (sid, r.get("index"), r.get("begin"), r.get("length"))
@@ -121,7 +127,28 @@ def test_top_talkers_add_up_and_the_text_names_them():
     assert f"#{first['id']} tcp {first['a']} → {first['b']}" in text
     assert "request→piece median" in text and "Top talkers (payload sent):" in text
     lines = btshark_ok("read", capture, "--stats", "-T", "jsonl").stdout.splitlines()
-    assert [json.loads(line)["type"] for line in lines] == ["session_stats"] * len(stats["sessions"]) + ["top_talkers"]
+    assert [json.loads(line)["type"] for line in lines] == (["session_stats"] * len(stats["sessions"])
+                                                            + ["top_talkers", "findings"])
+    assert json.loads(lines[-1])["findings"] == stats["findings"]
+
+
+def test_a_choke_without_fast_starts_the_wait_again():
+    """BEP 3: a choke discards the requests; one asked again after the unchoke waits from then."""
+    from inspector import events as ev
+    from inspector.pipeline import Record
+    from inspector.session import Session
+    from inspector.stats import Stats
+
+    for reserved, wait in ((bytes(8), 0.5), (bytes.fromhex("0000000000000004"), 10.5)):
+        session = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0)
+        tally = Stats()
+        for side, ts, event in ((0, 0.0, ev.Handshake(reserved, bytes(20), bytes(20))),
+                                (1, 0.0, ev.Handshake(reserved, bytes(20), bytes(20))),
+                                (0, 0.0, ev.Request(0, 0, 16384)), (1, 1.0, ev.Choke()), (1, 10.0, ev.Unchoke()),
+                                (0, 10.0, ev.Request(0, 0, 16384)), (1, 10.5, ev.Piece(0, 0, 16384))):
+            tally.add(Record(session, side, 1, ts, event))
+        latency = tally.as_dict()["sessions"][0]["sides"]["a"]["latency"]
+        assert (latency["requests"], latency["answered"], latency["median"]) == (2, 1, wait)
 
 
 def test_stats_and_sessions_are_one_view_at_a_time():
