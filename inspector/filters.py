@@ -204,6 +204,7 @@ class _Compiler:
         self.consts: dict[str, object] = {}
         self.slots = 0  # walrus names for single-valued fields
         self.helpers: list[str] = []  # source of the functions deep groups became
+        self.fields: set[str] = set()  # what the filter reads ("bt.type" for a bare message type)
 
     # helpers
 
@@ -279,6 +280,7 @@ class _Compiler:
             raise self.error(f"expected a field, a message type or '(', got {token.shown()!r}", token)
         name = token.text
         if name in _TYPES and not self._comparison_follows():
+            self.fields.add("bt.type")
             return f"(e.type == {self.const(name)})"  # a bare message type (port: the message, not the field)
         field = FIELDS.get(name)
         dynamic = field is None and name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX)
@@ -292,6 +294,7 @@ class _Compiler:
             if "" in keys:
                 raise self.error(f"{name!r} has an empty key", token)
             field = Field("any", f"_ext(e, {self.const(keys)})", "")
+        self.fields.add("bt.type" if name == "type" else name)
         return self.test(name, field)
 
     def test(self, name: str, field: Field) -> str:
@@ -656,6 +659,7 @@ def compile_filter(text: str, first_ts: Callable[[], float | None] | None = None
     exec(compile(source, "<filter>", "exec"), namespace)  # noqa: S102 - source built from our own templates
     keep = namespace["keep"]
     keep.source = source  # type: ignore[attr-defined]
+    keep.fields = frozenset(compiler.fields)  # type: ignore[attr-defined]  # the TUI skips rebuilding the rest
     return keep  # type: ignore[return-value]
 
 

@@ -358,3 +358,22 @@ def test_view_snapshot(snap_compare, key: str) -> None:
         await open_view(pilot, key)
 
     assert snap_compare(make(ARIA2), terminal_size=SIZE, run_before=run_before)
+
+
+def test_a_filter_over_type_and_session_reads_rows_without_rebuilding_their_events():
+    """The filter bar's fast path (``light_record``) keeps exactly the rows the full records do."""
+    from inspector.filters import compile_filter
+    from inspector.pipeline import CaptureDecode
+    from tui.model.index import LIGHT_FIELDS, MessageIndex
+
+    ix = MessageIndex()
+    for record in CaptureDecode(CAPTURES / "swarm" / "swarm-tcp.pcap"):
+        ix.append(record)
+    for expression, light in (("piece", True), ("session in {2 3} && !have", True), ("type == finding", True),
+                              ("bt.finding || session == 1", False), ("bt.index < 3", False)):
+        keep = compile_filter(expression)
+        assert (keep.fields <= LIGHT_FIELDS) == light, expression
+        full = [r for r in range(len(ix)) if keep(ix.record(r))]
+        assert full, expression
+        if light:
+            assert [r for r in range(len(ix)) if keep(ix.light_record(r))] == full, expression

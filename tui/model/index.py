@@ -29,6 +29,19 @@ _BLOCK_CLS = {CODE["request"]: ev.Request, CODE["cancel"]: ev.Cancel, CODE["reje
 _INDEX_CLS = {CODE["have"]: ev.Have, CODE["suggest"]: ev.Suggest, CODE["allowed_fast"]: ev.AllowedFast}
 
 
+class _Kind:
+    """A stand-in event that only has a type: what ``light_record`` hands a filter."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, name: str) -> None:
+        self.type = name
+
+
+_KINDS = tuple(_Kind(name) for name in TYPES)
+LIGHT_FIELDS = frozenset(("bt.type", "session"))  # what a light record answers
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     """One row, rebuilt: what the panes need."""
@@ -111,6 +124,10 @@ class MessageIndex:
     def get(self, row: int) -> Row:
         return Row(row, self.frame[row], self.ts[row], self.sessions[self.session[row]], self.side[row],
                    self.event(row), self.spans.get(row))
+
+    def light_record(self, row: int) -> Record:
+        """The row as far as a filter over message type and session reads it: no event rebuilt."""
+        return Record(self.sessions[self.session[row]], 0, 0, 0.0, _KINDS[self.kind[row]])
 
     def record(self, row: int) -> Record:
         """The row as the decode gave it, for the display filter."""

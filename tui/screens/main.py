@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Footer, Label, ProgressBar, Static, Tree
 from inspector.filters import compile_filter
 
 from ..messages import JumpTo, LoadProgress
-from ..model.index import FINDING
+from ..model.index import FINDING, LIGHT_FIELDS
 from ..widgets.details import DetailsTree
 from ..widgets.filterbar import FilterBar
 from ..widgets.hexpane import HexPane
@@ -41,6 +41,7 @@ class MainScreen(Screen):
         super().__init__()
         self.session: int | None = None  # None: all sessions
         self.expression = ""
+        self._compiled_filter: tuple | None = None  # (expression, its compiled filter)
         self.filtered: array | None = None  # rows kept by the filter, or None when none applies
         self._rows = 0  # rows the loader has handed over (all of them complete)
         self._filtered_upto = 0  # rows below this have been through the filter
@@ -127,11 +128,12 @@ class MainScreen(Screen):
         """Extend a live filter's result with the rows that came since it was last applied."""
         if self.filtered is None:
             return  # the worker filtering everything so far has not finished: it takes these too
-        keep_fn = compile_filter(self.expression, lambda: self.app.first_ts)
+        keep_fn = self._compiled(self.expression)
         ix = self.app.index
         session = ix.session
+        record = ix.light_record if keep_fn.fields <= LIGHT_FIELDS else ix.record
         fresh = (r for r in range(self._filtered_upto, rows)
-                 if (self.session is None or session[r] == self.session) and keep_fn(ix.record(r)))
+                 if (self.session is None or session[r] == self.session) and keep_fn(record(r)))
         self.filtered.extend(fresh)
         self._filtered_upto = rows
         self.query_one(MessagesView).grew()
@@ -166,11 +168,18 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="filter")
     def _filter(self, expression: str, base: array | range, keep: int, upto: int) -> None:
-        keep_fn = compile_filter(expression, lambda: self.app.first_ts)
+        keep_fn = self._compiled(expression)
         ix = self.app.index
-        record = ix.record
+        record = ix.light_record if keep_fn.fields <= LIGHT_FIELDS else ix.record
         rows = array("I", (r for r in base if r < upto and keep_fn(record(r))))
         self.app.call_from_thread(self._filtered, rows, keep, upto)
+
+    def _compiled(self, expression: str):  # -> inspector.filters.Predicate
+        """The filter, compiled once per expression (live batches reuse it)."""
+        cached = self._compiled_filter
+        if cached is None or cached[0] != expression:
+            cached = self._compiled_filter = (expression, compile_filter(expression, lambda: self.app.first_ts))
+        return cached[1]
 
     def _filtered(self, rows: array, keep: int, upto: int) -> None:
         self.filtered = rows
