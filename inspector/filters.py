@@ -76,9 +76,9 @@ def _fields() -> dict[str, Field]:
         "bt.type": Field("enum", "e.type", "message type (or finding)", values=_TYPES),
         "bt.id": Field("int", "getattr(e, 'id', None)", "wire message id"),
         "bt.size": Field("int", "getattr(e, 'size', None)", "length prefix (68 for a handshake)"),
-        "bt.index": Field("int", "getattr(e, 'index', None)", "piece index"),
+        "bt.index": Field("int", "getattr(e, 'index', None)", "piece index (a hash message's: its hash index)"),
         "bt.begin": Field("int", "getattr(e, 'begin', None)", "block offset in its piece"),
-        "bt.length": Field("int", "getattr(e, 'length', None)", "block length"),
+        "bt.length": Field("int", "getattr(e, 'length', None)", "block length (a hash message's: hash count)"),
         "bt.pieces": Field("int", "(e.count if e.type == 'bitfield' else None)", "pieces a bitfield claims"),
         "bt.port": Field("int", "(e.port if e.type == 'port' else None)", "DHT port of a port message"),
         "bt.info_hash": Field("bytes", f"(e.info_hash if {_HS} else None)", "handshake info hash"),
@@ -336,6 +336,8 @@ class _Compiler:
         if token.kind == "op":
             raise self.error(f"expected a value for {name}, got {token.text!r}", token)
         if kind == "any":
+            if re.fullmatch(r"-?[0-9]{19,}", token.text) and token.kind == "word":
+                raise self.error(f"the number {_cut(token.text, 20)} is too large", token)
             literal = self.const(self.regex(token) if op == "matches" else _loose(token))
             return f"_dyn({field.code}, {self.const(op)}, {literal})"
         if op in ("contains", "matches") and kind not in ("str", "enum", "bytes"):
@@ -478,10 +480,10 @@ class _Compiler:
         hexadecimal = text[:2] in ("0x", "0X")
         digits = text[2:] if hexadecimal else text
         if len(digits) > MAX_DIGITS and re.fullmatch(r"[0-9a-fA-F]+" if hexadecimal else r"[0-9]+", digits):
-            raise self.error(f"the number {text[:20]}… is too large", token)
+            raise self.error(f"the number {_cut(text, 20)} is too large", token)
         try:
-            if text[:2] in ("0x", "0X"):
-                return int(text, 16)
+            if hexadecimal and re.fullmatch(r"[0-9a-fA-F]+", digits):  # no sign, no "_" (which int() takes)
+                return int(digits, 16)
             if re.fullmatch(r"[0-9]+", text):
                 return int(text)
             if floats and re.fullmatch(r"[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+", text):
