@@ -102,11 +102,12 @@ def count_from_info(info: bytes) -> int | None:
 class _Assembly:
     """One piece being put together: its bytes, and the byte ranges captured so far."""
 
-    __slots__ = ("buf", "spans")
+    __slots__ = ("buf", "spans", "senders")
 
     def __init__(self, size: int) -> None:
         self.buf = bytearray(size)
         self.spans: list[list[int]] = []  # sorted, disjoint [start, end) ranges
+        self.senders: set[str] = set()  # who sent its blocks: a bad hash may be any one's doing
 
     def add(self, begin: int, data: bytes) -> bool:
         """Put a block in; whether the piece is now whole."""
@@ -136,8 +137,9 @@ class PieceFacts:
     checked: int = 0  # pieces put together and hash-checked
     held: int = 0  # bytes of the pieces in ``assembling`` (a lossy capture leaves some unfinished for good)
 
-    def add_block(self, index: int, begin: int, data: bytes) -> bool | None:
-        """A captured block; the piece's verdict once all its bytes are in, else None."""
+    def add_block(self, index: int, begin: int, data: bytes, sender: str) -> tuple[bool, set[str]] | None:
+        """A captured block from ``sender``; once all the piece's bytes are in, its verdict
+        and who sent them, else None."""
         if self.check is None or not 0 <= index < self.count:
             return None
         size = self.size(index)
@@ -151,12 +153,13 @@ class PieceFacts:
                 self.held -= len(self.assembling.pop(next(iter(self.assembling))).buf)
             piece = self.assembling[index] = _Assembly(size)
             self.held += size
+        piece.senders.add(sender)
         if not piece.add(begin, data):
             return None
         del self.assembling[index]
         self.held -= size
         self.checked += 1
-        return self.check(index, bytes(piece.buf))
+        return self.check(index, bytes(piece.buf)), piece.senders
 
 
 @dataclass(slots=True)
@@ -206,6 +209,7 @@ class Conformance:
         # Whether a side's stream is held up behind a gap (bytes after it wait): what the
         # other side answers may then answer what we have not read yet. The pipeline sets it.
         self.stalled: Callable[[int], bool] | None = None
+        self.sender: Callable[[int], str] = "ab".__getitem__  # a side as a bad hash's detail names it
         self.trusted = trusted  # the connection's start was captured and nothing lost since
         self.pieces = pieces
         self.map_bytes: int | None = None  # the shortest bitfield seen: pieces < 8 * this
@@ -405,10 +409,12 @@ class Conformance:
                                                                     f"the other side did not request")))
         pieces = self.pieces
         if pieces is not None and event.data is not None and not event.missing:
-            verdict = pieces.add_block(event.index, event.begin, event.data)
-            if verdict is False:
+            me = self.sender(side)
+            verdict = pieces.add_block(event.index, event.begin, event.data, me)
+            if verdict is not None and not verdict[0]:
+                others = "" if verdict[1] == {me} else f"; its blocks came from {', '.join(sorted(verdict[1]))}"
                 found.append((side, ev.Finding("bad_piece_hash", f"piece {event.index} does not match the "
-                                                                 f"torrent's hash (this block completed it)")))
+                                                                 f"torrent's hash{others}")))
 
 
 def _answer(requests: dict[tuple[int, int, int], int], key: tuple[int, int, int]) -> bool:

@@ -132,6 +132,7 @@ class Session:
         self.metadata: Metadata | None = None  # ut_metadata pieces, while they come
         # MSE may hide a handshake: nothing before a plaintext one is known.
         self.conformance = Conformance(opener_known and not encrypted, activity=self.sides)
+        self.conformance.sender = lambda side: f"#{self.id} {'ab'[side]}"  # the id is given on registering
         self.parsers = None if encrypted else self.make_parsers(not opener_known)
 
     def make_parsers(self, midstream: bool, why: str = "the connection's start was not captured"

@@ -530,16 +530,16 @@ def test_the_largest_metadata_taken_is_max_metadata(monkeypatch):
 def test_a_piece_is_whole_only_when_every_byte_is_in():
     checked = []
     facts = PieceFacts(2, lambda i, data: checked.append(data) or True, lambda i: 2 * BLOCK)
-    assert facts.add_block(2, 0, bytes(2 * BLOCK)) is None and checked == []  # no such piece
-    assert facts.add_block(0, -1, bytes(10)) is None
-    assert facts.add_block(0, 2 * BLOCK - 5, bytes(10)) is None  # runs past the piece
-    assert facts.add_block(0, 100, b"\x01" * BLOCK) is None  # odd blocks: a 16 KiB count would call it whole
-    assert facts.add_block(0, BLOCK + 100, b"\x02" * (BLOCK - 100)) is None
-    assert facts.add_block(0, 0, b"\x03" * 100) is True
+    assert facts.add_block(2, 0, bytes(2 * BLOCK), "a") is None and checked == []  # no such piece
+    assert facts.add_block(0, -1, bytes(10), "a") is None
+    assert facts.add_block(0, 2 * BLOCK - 5, bytes(10), "a") is None  # runs past the piece
+    assert facts.add_block(0, 100, b"\x01" * BLOCK, "a") is None  # odd blocks: a 16 KiB count would call it whole
+    assert facts.add_block(0, BLOCK + 100, b"\x02" * (BLOCK - 100), "a") is None
+    assert facts.add_block(0, 0, b"\x03" * 100, "b") == (True, {"a", "b"})  # who sent its blocks
     assert checked == [b"\x03" * 100 + b"\x01" * BLOCK + b"\x02" * (BLOCK - 100)]
-    assert facts.add_block(1, 0, bytes(100)) is None
-    assert facts.add_block(1, 200, bytes(2 * BLOCK - 200)) is None  # a gap of 100 bytes between
-    assert facts.add_block(1, 100, bytes(100)) is True
+    assert facts.add_block(1, 0, bytes(100), "a") is None
+    assert facts.add_block(1, 200, bytes(2 * BLOCK - 200), "a") is None  # a gap of 100 bytes between
+    assert facts.add_block(1, 100, bytes(100), "a") == (True, {"a"})
 
 
 def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
@@ -548,13 +548,13 @@ def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
     monkeypatch.setattr(conformance, "MAX_ASSEMBLING", 4 * BLOCK)  # room for two unfinished pieces
     facts = PieceFacts(4, lambda i, data: True, lambda i: 2 * BLOCK)
     for index in (0, 1, 2):
-        facts.add_block(index, 0, bytes(BLOCK))
+        facts.add_block(index, 0, bytes(BLOCK), "a")
     assert list(facts.assembling) == [1, 2]
-    assert facts.add_block(2, BLOCK, bytes(BLOCK)) is True and facts.checked == 1
-    assert facts.add_block(0, BLOCK, bytes(BLOCK)) is None  # its first half was let go
+    assert facts.add_block(2, BLOCK, bytes(BLOCK), "a") == (True, {"a"}) and facts.checked == 1
+    assert facts.add_block(0, BLOCK, bytes(BLOCK), "a") is None  # its first half was let go
     assert list(facts.assembling) == [1, 0] and facts.held == 4 * BLOCK
     huge = PieceFacts(1, lambda i, data: True, lambda i: 5 * BLOCK)  # one piece above the whole budget
-    assert huge.add_block(0, 0, bytes(BLOCK)) is None and not huge.assembling and huge.held == 0
+    assert huge.add_block(0, 0, bytes(BLOCK), "a") is None and not huge.assembling and huge.held == 0
 
 
 def test_v1_hashes_that_are_not_bytes_fall_back_to_the_file_tree():
@@ -596,3 +596,25 @@ def test_a_request_by_b_waits_on_a_stream_held_up():
     assert kinds(c.check(1, ev.Request(0, 0, BLOCK), 0.1)) == []
     c.stalled = None
     assert kinds(c.check(1, ev.Request(0, BLOCK, BLOCK), 0.2)) == [(1, "request_while_choked")]
+
+
+def test_a_bad_hash_names_every_sender_of_the_piece():
+    """Sessions of one torrent share its pieces: the block that completes a bad piece may be
+    fine and another peer's wrong, so the finding names who sent what."""
+    good = bytes(range(256)) * 128  # two blocks
+    facts = PieceFacts(1, lambda i, data: data == good, lambda i: len(good))
+    first, second = started(pieces=facts), started(pieces=facts)
+    first.sender, second.sender = (lambda side: f"#1 {'ab'[side]}"), (lambda side: f"#2 {'ab'[side]}")
+    for c in (first, second):
+        c.check(1, ev.Unchoke(), 0.1)
+    first.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    second.check(0, ev.Request(0, BLOCK, BLOCK), 0.2)
+    assert kinds(first.check(1, ev.Piece(0, 0, BLOCK, data=bytes(BLOCK)), 0.3)) == []  # wrong, and not yet known
+    (found,) = second.check(1, ev.Piece(0, BLOCK, BLOCK, data=good[BLOCK:]), 0.4)
+    assert found == (1, ev.Finding("bad_piece_hash", "piece 0 does not match the torrent's hash; its blocks "
+                                                     "came from #1 b, #2 b"))
+    alone = started(pieces=PieceFacts(1, lambda i, data: False, lambda i: BLOCK))
+    alone.check(1, ev.Unchoke(), 0.1)
+    alone.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    (found,) = alone.check(1, ev.Piece(0, 0, BLOCK, data=bytes(BLOCK)), 0.3)
+    assert found[1].detail == "piece 0 does not match the torrent's hash"
