@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from . import events as ev
 from .capfile import CaptureFile
 from .conformance import SILENCE
+from .pieces import PieceFacts
 from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ACK_NO, ETH_IP4_TCP_HOT, FLAGS, FRAGMENT, MISSING, PAYLOAD, SEQ_NO, decode, format_addr
 from .ipfrag import Reassembler
@@ -100,7 +101,7 @@ class Decoder:
     def __init__(self, keep_payload: bool = False, limits: Limits = DEFAULT) -> None:
         self.keep_payload = keep_payload
         self.limits = limits
-        self.pieces_by_hash: dict = {}  # info hash -> conformance.PieceFacts, from --torrent
+        self.pieces_by_hash: dict[bytes, PieceFacts] = {}  # info hash -> what is known of its pieces
         self.ooo = Budget(limits.ooo_total)  # out-of-order bytes buffered, all flows
         self.partial = Budget(limits.partial_total)  # bytes of unfinished messages, all flows
         self.flows: dict[tuple, tuple[Flow, int]] = {}
@@ -710,7 +711,7 @@ class CaptureDecode:
         else:
             self.decoder = Decoder(keep_payload, limits)
         for torrent in torrents or ():  # inspector.extract.Torrent: counts, and hashes checked (payloads kept)
-            from .conformance import torrent_facts
+            from .pieces import torrent_facts
 
             self.decoder.keep_payload = True
             self.decoder.pieces_by_hash.update(torrent_facts(torrent))

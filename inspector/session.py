@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from . import events as ev
 from .clients import identify
-from .conformance import HARMLESS, Conformance, Found, Metadata, PieceFacts
+from .conformance import HARMLESS, Conformance, Found
+from .pieces import Metadata, PieceFacts
 from .extensions import extension_names
 from .limits import DEFAULT, Budget, Limits
 from .parser import PeerWireParser

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import capture_params, wild
 from inspector import events as ev
-from inspector.conformance import BLOCK, CHOKE_GRACE, SILENCE, Conformance, PieceFacts
+from inspector.conformance import BLOCK, CHOKE_GRACE, SILENCE, Conformance
+from inspector.pieces import PieceFacts
 from inspector.extract import read_torrent
 from inspector.pipeline import CaptureDecode
 
@@ -296,7 +297,7 @@ def test_metadata_exchanged_in_the_capture_gives_the_piece_count(tmp_path):
 def test_the_piece_count_of_an_info_dictionary():
     import wirebuild as wb
 
-    from inspector.conformance import count_from_info
+    from inspector.pieces import count_from_info
 
     assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": bytes(60)})) == 3
     tree = {b"a": {b"": {b"length": 9}}, b"d": {b"b": {b"": {b"length": 4}}, b"c": {b"": {b"length": 0}}}}
@@ -493,7 +494,7 @@ def test_the_metadata_is_taken_only_whole_in_range_and_hashing_right():
     import hashlib
 
     import wirebuild as wb
-    from inspector.conformance import Metadata
+    from inspector.pieces import Metadata
 
     info = wb.bencode({b"piece length": BLOCK, b"pieces": bytes(60), b"pad": bytes(20000)})
     total, v1, v2 = len(info), hashlib.sha1(info).digest(), hashlib.sha256(info).digest()[:20]
@@ -517,14 +518,14 @@ def test_the_metadata_is_taken_only_whole_in_range_and_hashing_right():
 def test_the_largest_metadata_taken_is_max_metadata(monkeypatch):
     import hashlib
 
-    import inspector.conformance as conformance
+    import inspector.pieces as pieces
     import wirebuild as wb
 
     info = wb.bencode({b"piece length": BLOCK, b"pieces": bytes(40)})
-    monkeypatch.setattr(conformance, "MAX_METADATA", len(info))
-    assert conformance.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) == 2
-    monkeypatch.setattr(conformance, "MAX_METADATA", len(info) - 1)
-    assert conformance.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) is None
+    monkeypatch.setattr(pieces, "MAX_METADATA", len(info))
+    assert pieces.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) == 2
+    monkeypatch.setattr(pieces, "MAX_METADATA", len(info) - 1)
+    assert pieces.Metadata().add(0, len(info), info, hashlib.sha1(info).digest()) is None
 
 
 def test_a_piece_is_whole_only_when_every_byte_is_in():
@@ -543,9 +544,9 @@ def test_a_piece_is_whole_only_when_every_byte_is_in():
 
 
 def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
-    import inspector.conformance as conformance
+    import inspector.pieces as pieces
 
-    monkeypatch.setattr(conformance, "MAX_ASSEMBLING", 4 * BLOCK)  # room for two unfinished pieces
+    monkeypatch.setattr(pieces, "MAX_ASSEMBLING", 4 * BLOCK)  # room for two unfinished pieces
     facts = PieceFacts(4, lambda i, data: True, lambda i: 2 * BLOCK)
     for index in (0, 1, 2):
         facts.add_block(index, 0, bytes(BLOCK), "a")
@@ -560,7 +561,7 @@ def test_unfinished_pieces_past_the_cap_go_unchecked_oldest_first(monkeypatch):
 def test_v1_hashes_that_are_not_bytes_fall_back_to_the_file_tree():
     import wirebuild as wb
 
-    from inspector.conformance import count_from_info
+    from inspector.pieces import count_from_info
 
     tree = {b"f": {b"": {b"length": 9}}}
     assert count_from_info(wb.bencode({b"piece length": 4, b"pieces": [1], b"file tree": tree})) == 3
@@ -618,3 +619,31 @@ def test_a_bad_hash_names_every_sender_of_the_piece():
     alone.check(0, ev.Request(0, 0, BLOCK), 0.2)
     (found,) = alone.check(1, ev.Piece(0, 0, BLOCK, data=bytes(BLOCK)), 0.3)
     assert found[1].detail == "piece 0 does not match the torrent's hash"
+
+
+def test_the_assembly_budget_counts_what_is_held(monkeypatch):
+    import inspector.pieces as pieces
+
+    monkeypatch.setattr(pieces, "MAX_ASSEMBLING", 6 * BLOCK)  # three unfinished pieces of two blocks
+    facts = PieceFacts(9, lambda i, data: True, lambda i: 2 * BLOCK)
+    for index in (0, 1, 2):
+        facts.add_block(index, 0, bytes(BLOCK), "a")
+    assert facts.held == 6 * BLOCK
+    assert facts.add_block(1, BLOCK, bytes(BLOCK), "a") == (True, {"a"}) and facts.held == 4 * BLOCK
+    facts.add_block(3, 0, bytes(BLOCK), "a")
+    facts.add_block(4, 0, bytes(BLOCK), "a")  # one too many: piece 0, the oldest, goes
+    assert list(facts.assembling) == [2, 3, 4] and facts.held == 6 * BLOCK
+    exact = PieceFacts(1, lambda i, data: True, lambda i: 6 * BLOCK)  # a piece of exactly the budget is checked
+    assert exact.add_block(0, 0, bytes(6 * BLOCK), "a") == (True, {"a"})
+
+
+def test_a_bad_hash_names_the_sides_when_no_session_names_them():
+    facts = PieceFacts(1, lambda i, data: False, lambda i: 2 * BLOCK)
+    c = started(pieces=facts)
+    c.check(0, ev.Unchoke(), 0.1)
+    c.check(1, ev.Unchoke(), 0.1)
+    c.check(0, ev.Request(0, 0, BLOCK), 0.2)
+    c.check(1, ev.Request(0, BLOCK, BLOCK), 0.2)
+    c.check(1, ev.Piece(0, 0, BLOCK, data=bytes(BLOCK)), 0.3)
+    (found,) = c.check(0, ev.Piece(0, BLOCK, BLOCK, data=bytes(BLOCK)), 0.4)
+    assert found[1].detail == "piece 0 does not match the torrent's hash; its blocks came from a, b"

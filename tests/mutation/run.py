@@ -46,7 +46,7 @@ MUTANTS = ROOT / "mutants"
 RESULTS = HERE / "RESULTS.md"
 EQUIVALENT = HERE / "equivalent.toml"
 # Smaller and faster first: a run cut short by --budget still covers the most modules.
-ORDER = ["filters", "stats", "conformance", "frames", "output", "session", "extensions", "clients",
+ORDER = ["filters", "stats", "conformance", "pieces", "frames", "output", "session", "extensions", "clients",
          "capfile", "tcp", "utp", "parser", "pipeline"]
 HUNK = re.compile(r"^@@ -(\d+)")
 # mutmut's exit codes for 'survived' and 'no tests', and 255: its runner raised (a test id
