@@ -127,8 +127,8 @@ def _open(registry: PeerRegistry, sid: int, a: str, peer_id: bytes, remote: byte
     """A session from ``a`` whose handshakes (a's, then b's) have both been seen."""
     s = Session(sid, "tcp", a, f"10.9.9.9:{6000 + sid}", opener_known=True, encrypted=False, start=0.0,
                 registry=registry)
-    s.account(0, [ev.Handshake(bytes(8), HASH, peer_id)], frame)
-    s.account(1, [ev.Handshake(bytes(8), HASH, remote)], frame + 1)
+    s.account(0, [ev.Handshake(bytes(8), HASH, peer_id)], frame, 0.0)
+    s.account(1, [ev.Handshake(bytes(8), HASH, remote)], frame + 1, 0.0)
     return s
 
 

@@ -21,7 +21,7 @@ def session(a: str = "10.0.0.1:40000", b: str = "10.0.0.2:6881", registry: PeerR
 
 def test_a_finding_does_not_hide_the_messages_after_it():
     s = session()
-    s.account(0, [ev.Finding("hole", "4 bytes not captured"), ev.Have(3), ev.Have(4)], 7)
+    s.account(0, [ev.Finding("hole", "4 bytes not captured"), ev.Have(3), ev.Have(4)], 7, 0.0)
     assert s.sides[0].messages == {"have": 2}
     assert [(f.kind, f.side, f.frame) for f in s.findings] == [("hole", "a", 7)]
 
@@ -29,34 +29,34 @@ def test_a_finding_does_not_hide_the_messages_after_it():
 def test_a_request_is_waited_for_in_the_other_direction_until_cancelled_or_rejected():
     """A request from a is a block b's direction may carry; a's cancel withdraws it, b's reject refuses it."""
     s = session()
-    s.account(0, [ev.Request(1, 0, 100), ev.Request(2, 0, 100), ev.Request(3, 0, 100)], 5)
+    s.account(0, [ev.Request(1, 0, 100), ev.Request(2, 0, 100), ev.Request(3, 0, 100)], 5, 0.0)
     a_parser, b_parser = s.parsers
     assert list(b_parser.expected) == [(1, 0, 100), (2, 0, 100), (3, 0, 100)] and not a_parser.expected
-    s.account(0, [ev.Cancel(1, 0, 100)], 6)
+    s.account(0, [ev.Cancel(1, 0, 100)], 6, 0.0)
     assert list(b_parser.expected) == [(2, 0, 100), (3, 0, 100)]
-    s.account(1, [ev.Reject(2, 0, 100)], 7)
+    s.account(1, [ev.Reject(2, 0, 100)], 7, 0.0)
     assert list(b_parser.expected) == [(3, 0, 100)]
-    s.account(1, [ev.Cancel(3, 0, 100)], 8)  # b cancelling a block it never asked for changes nothing here
+    s.account(1, [ev.Cancel(3, 0, 100)], 8, 0.0)  # b cancelling a block it never asked for changes nothing here
     assert list(b_parser.expected) == [(3, 0, 100)]
 
 
 def test_the_block_length_is_learnt_from_the_first_request():
     s = session()
     assert s.torrent.block == 16384  # BEP 3's customary block until a request says otherwise
-    s.account(0, [ev.Request(0, 0, 8192)], 5)
+    s.account(0, [ev.Request(0, 0, 8192)], 5, 0.0)
     assert s.torrent.block == 8192
-    s.account(0, [ev.Request(0, 8192, 4000), ev.Request(1, 0, 32768)], 6)  # a last short block, a big one
+    s.account(0, [ev.Request(0, 8192, 4000), ev.Request(1, 0, 32768)], 6, 0.0)  # a last short block, a big one
     assert s.torrent.block == 8192
 
 
 def test_the_bitfield_bounds_the_piece_count():
     s = session()
-    s.account(1, [ev.Bitfield(b"\xff" * 3 + bytes(2), missing=2, filled=2)], 5)
+    s.account(1, [ev.Bitfield(b"\xff" * 3 + bytes(2), missing=2, filled=2)], 5, 0.0)
     assert (s.torrent.bitfield_bytes, s.torrent.piece_count) == (5, 40)
 
 
 def _hs(s: Session, side: int, peer_id: bytes, frame: int) -> None:
-    s.account(side, [ev.Handshake(bytes(8), HASH, peer_id)], frame)
+    s.account(side, [ev.Handshake(bytes(8), HASH, peer_id)], frame, 0.0)
 
 
 def test_ipv6_hosts_are_told_apart_by_their_whole_address():
@@ -84,7 +84,7 @@ def test_both_directions_share_what_is_learnt_and_the_memory_budget():
     s = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0,
                 partial=budget)
     assert all(p.torrent is s.torrent and p.partial is budget for p in s.parsers)
-    s.account(1, [ev.Bitfield(b"\xff" * 5)], 3)
+    s.account(1, [ev.Bitfield(b"\xff" * 5)], 3, 0.0)
     assert [p.torrent.max_index for p in s.parsers] == [40, 40]
 
 
