@@ -111,7 +111,7 @@ class PieceFacts:
     ``check`` (a piece's bytes against its hashes) and ``size`` (a piece's bytes on the wire)."""
 
     count: int
-    check: Callable[[int, bytes], bool] | None = None
+    check: Callable[[int, bytearray], bool] | None = None  # extract.piece_checker takes any bytes-like
     size: Callable[[int], int] = lambda index: 0
     assembling: dict[int, _Assembly] = field(default_factory=dict)
     checked: int = 0  # pieces put together and hash-checked
@@ -139,4 +139,4 @@ class PieceFacts:
         del self.assembling[index]
         self.held -= size
         self.checked += 1
-        return self.check(index, bytes(piece.buf)), piece.senders
+        return self.check(index, piece.buf), piece.senders  # the buffer itself: it is let go of here
