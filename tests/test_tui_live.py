@@ -216,3 +216,12 @@ async def test_live_sessions_grow_and_the_table_follows(tmp_path: Path) -> None:
                 app.close_live()  # when the test failed before q: no dumpcap or temporary file left
             for child in children:
                 child.stop(signal.SIGKILL)
+
+
+def test_counts_that_arrive_before_the_screen_mounts_are_kept_for_it() -> None:
+    """The batch timer starts with the app and may fire before the pushed screen mounts (CI saw it)."""
+    from tui.screens.main import MainScreen
+
+    screen = MainScreen()
+    screen.on_live_counts(7, None, True)
+    assert screen._counts == (7, None, True)

@@ -45,6 +45,7 @@ class MainScreen(Screen):
         self.filtered: array | None = None  # rows kept by the filter, or None when none applies
         self._rows = 0  # rows the loader has handed over (all of them complete)
         self._filtered_upto = 0  # rows below this have been through the filter
+        self._counts: tuple[int, int | None, bool] = (0, None, False)  # live: captured, dropped, paused
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -68,7 +69,6 @@ class MainScreen(Screen):
         live = self.app.live is not None
         self.query_one("#loading").display = not live
         self.query_one("#live-status").display = live
-        self._counts: tuple[int, int | None, bool] = (0, None, False)
         if live:
             self.watch(view, "following", lambda _: self._show_live_status(), init=False)
             self._show_live_status()
@@ -76,9 +76,11 @@ class MainScreen(Screen):
     # -- live --------------------------------------------------------------------------
 
     def on_live_counts(self, captured: int, dropped: int | None, paused: bool) -> None:
+        """Counts from the app's batch timer, which may fire before this screen is mounted."""
         if (captured, dropped, paused) != self._counts:
             self._counts = (captured, dropped, paused)
-            self._show_live_status()
+            if self.is_mounted:  # otherwise on_mount shows them
+                self._show_live_status()
 
     def _show_live_status(self) -> None:
         captured, dropped, paused = self._counts
