@@ -222,6 +222,9 @@ def test_counts_that_arrive_before_the_screen_mounts_are_kept_for_it() -> None:
     """The batch timer starts with the app and may fire before the pushed screen mounts (CI saw it)."""
     from tui.screens.main import MainScreen
 
+    from tui.messages import LoadProgress
+
     screen = MainScreen()
     screen.on_live_counts(7, None, True)
     assert screen._counts == (7, None, True)
+    screen.on_load_progress(LoadProgress(None))  # waits for on_mount, which takes the app's latest batch

@@ -46,6 +46,7 @@ class MainScreen(Screen):
         self._rows = 0  # rows the loader has handed over (all of them complete)
         self._filtered_upto = 0  # rows below this have been through the filter
         self._counts: tuple[int, int | None, bool] = (0, None, False)  # live: captured, dropped, paused
+        self._ready = False  # on_mount has begun: the widgets are there; before, the app's batches wait
 
     def compose(self) -> ComposeResult:
         app = self.app
@@ -64,6 +65,7 @@ class MainScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._ready = True
         view = self.query_one(MessagesView)
         view.focus()  # as in Wireshark: keys go to the list; / reaches the filter
         live = self.app.live is not None
@@ -72,6 +74,8 @@ class MainScreen(Screen):
         if live:
             self.watch(view, "following", lambda _: self._show_live_status(), init=False)
             self._show_live_status()
+        if self.app.progress is not None:  # a batch that came while this screen was mounting
+            self.on_load_progress(LoadProgress(self.app.progress))
 
     # -- live --------------------------------------------------------------------------
 
@@ -79,7 +83,7 @@ class MainScreen(Screen):
         """Counts from the app's batch timer, which may fire before this screen is mounted."""
         if (captured, dropped, paused) != self._counts:
             self._counts = (captured, dropped, paused)
-            if self.is_mounted:  # otherwise on_mount shows them
+            if self._ready:  # otherwise on_mount shows them
                 self._show_live_status()
 
     def _show_live_status(self) -> None:
@@ -97,6 +101,8 @@ class MainScreen(Screen):
     # -- loading ----------------------------------------------------------------------
 
     def on_load_progress(self, message: LoadProgress) -> None:
+        if not self._ready:
+            return  # on_mount takes the latest batch from the app
         p = message.progress
         self._rows = p.rows
         bar = self.query_one("#loading-bar", ProgressBar)
