@@ -18,10 +18,12 @@ class Failure(click.ClickException):
 
     exit_code = 2
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, escaped: bool = False) -> None:
+        """``escaped``: the message is the user's own text, already one printable line
+        (a filter error quotes the filter as typed), and is not escaped again."""
         from .output import safe_text
 
-        super().__init__(safe_text(message))
+        super().__init__(message if escaped else safe_text(message))
 
 
 class Size(click.ParamType):
@@ -116,7 +118,7 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
         torrents = _torrents(torrent_paths)
         decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits), torrents=torrents)
     except (CaptureError, FilterError) as exc:
-        raise Failure(str(exc)) from None
+        raise Failure(str(exc), escaped=isinstance(exc, FilterError)) from None
     try:
         _output(decode, keep, count, "stats" if stats else "sessions" if sessions else None, fmt, sys.stdout)
     finally:
@@ -203,7 +205,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
         keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
         decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write, _limits(limits))
     except (SniffError, FilterError) as exc:
-        raise Failure(str(exc)) from None
+        raise Failure(str(exc), escaped=isinstance(exc, FilterError)) from None
     click.echo(f"Capturing on '{iface}'", err=True)  # as tshark says it: the capture is running from here
 
     def stop(*_: object) -> None:

@@ -42,16 +42,23 @@ class FilterError(ValueError):
 
     def __init__(self, message: str, column: int | None = None, text: str = "") -> None:
         where = f"column {column} of {_excerpt(text, column)}: " if column is not None and text else ""
-        super().__init__(where + message)
-        self.reason, self.column = message, column
+        super().__init__(_printable(where + message))
+        self.reason, self.column = _printable(message), column
+
+
+def _printable(text: str) -> str:
+    """``text`` as typed, but what is not printable (a tab, a newline, ESC) escaped: one safe line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _excerpt(text: str, column: int, width: int = 30) -> str:
-    """The filter quoted, or for a long one the stretch around ``column``, elided with '…'."""
-    if len(text) <= 2 * width:
-        return repr(text)
-    start, end = max(0, column - 1 - width), column - 1 + width
-    return ("…" if start else "") + repr(text[start:end]) + ("…" if end < len(text) else "")
+    """The filter quoted as typed, or for a long one the stretch around ``column``, elided with '…'."""
+    if len(text) > 2 * width:
+        start, end = max(0, column - 1 - width), column - 1 + width
+        return ("…" if start else "") + _excerpt(text[start:end], 0) + ("…" if end < len(text) else "")
+    return f"'{text}'"
 
 
 @dataclass(frozen=True, slots=True)

@@ -469,6 +469,15 @@ def test_bad_filter_is_one_error_line(expr):
     assert len(lines) == 1 and lines[0].startswith("btshark: error:"), err
 
 
+def test_a_bad_filter_is_quoted_as_typed_and_control_characters_escaped():
+    """A backslash typed shows as one (it showed as four: repr, then the CLI's escaping);
+    ESC or a newline in the filter never reaches the terminal raw."""
+    run = run_btshark("read", SAMPLE, "-Y", 'bt.ext.v matches "\\d+" or \x1b\n')
+    err = run.stderr.decode()
+    assert run.returncode == 2 and len(err.splitlines()) == 1, err
+    assert 'of \'bt.ext.v matches "\\d+" or \\x1b\\n\':' in err and "\x1b" not in err, err
+
+
 @pytest.fixture(scope="module")
 def big_capture(tmp_path_factory) -> Path:
     """6000 have messages: far more output than a pipe holds, so ``head`` really closes it."""

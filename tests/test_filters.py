@@ -456,8 +456,9 @@ def test_address_ordering_across_v4_and_v6(expression, expected):
 def test_each_bad_filter_points_at_its_column_and_says_why(expression, column, says):
     exc = error(expression)
     assert (exc.column, says in exc.reason) == (column, True), (exc.column, exc.reason)
-    assert str(exc) == f"column {column} of {expression!r}: {exc.reason}"  # one line, quoting the filter
-    assert "\n" not in str(exc).replace(repr(expression), "")
+    quoted = expression.replace("\t", "\\t")  # as typed; what is not printable escaped
+    assert str(exc) == f"column {column} of '{quoted}': {exc.reason}"  # one line, quoting the filter
+    assert str(exc).isprintable()
 
 
 def test_a_long_filter_is_quoted_around_the_error_only():
@@ -466,8 +467,19 @@ def test_a_long_filter_is_quoted_around_the_error_only():
     column = MAX_DEPTH + 1
     assert exc.column == column and f"deeper than {MAX_DEPTH}" in exc.reason
     start, end = column - 1 - 30, column - 1 + 30
-    assert str(exc).startswith(f"column {column} of …{text[start:end]!r}…: ")
+    assert str(exc).startswith(f"column {column} of …'{text[start:end]}'…: ")
     assert text not in str(exc)
+
+
+def test_an_error_quotes_the_filter_as_typed_in_one_printable_line():
+    """Found in review: the filter was quoted with repr and the CLI escaped that again, so one
+    backslash typed showed as four. Now each character shows as typed, save the ones that are
+    not printable (anywhere in the line: a bt.ext key may hold any character)."""
+    exc = error('bt.ext.v matches "\\d+')
+    assert str(exc).startswith("""column 19 of 'bt.ext.v matches "\\d+': unknown escape '\\d'""")
+    exc = error("bt.ext.\x1bkey\u202e == ")
+    assert str(exc).isprintable() and exc.reason.isprintable()
+    assert "bt.ext.\\x1bkey\\u202e" in str(exc) and "\x1b" not in str(exc)
 
 
 def test_a_message_type_used_as_a_field_is_not_suggested_as_itself():

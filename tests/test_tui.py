@@ -366,6 +366,9 @@ async def test_filter_bar_checks_applies_clears_and_remembers(three: Path) -> No
         await settle(pilot)
         assert bar.cursor_position == 9 and shown(app) == printed(three)
         assert "column 10" in str(error.content)
+        bar.value = 'bt.index == [/x] || bt.ext.v contains "[b]'  # markup in the text is shown, not run
+        await pilot.pause()
+        assert "[/x]" in str(error.render()) and "[b]" in str(error.render())
         bar.value = "bt.index <= 3 && ip.src == 10.0.0.0/24"
         await pilot.press("enter")
         await settle(pilot)
@@ -638,3 +641,29 @@ def test_a_million_messages_open_and_scroll_in_little_memory(million: Path) -> N
     have = out["cursor"] - 2  # rows 0 and 1 are the handshakes
     assert re.search(rf"\shave\s+have #{have & 0xFFFF}\s*$", out["line"]), out["line"]
     assert out["rss"] < 500e6
+
+
+@on_loop
+async def test_the_save_prompt_shows_paths_as_text_not_markup(tmp_path: Path) -> None:
+    """A path with '[/x]' in it is a path: said in the error and the notice, never parsed as markup."""
+    from textual.app import App
+
+    from tui.screens.save import SaveScreen
+
+    tee = tmp_path / "tee.pcapng"
+    tee.write_bytes(b"")  # no whole block yet: an empty save
+    app = App()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.push_screen(SaveScreen(str(tee)))
+        await pilot.pause()
+        box = app.screen.query_one("#save-path")
+        box.value = str(tmp_path / "[/x]" / "out.pcapng")  # no such directory
+        await pilot.press("enter")
+        await pilot.pause()
+        said = str(app.screen.query_one("#save-error", Label).render())
+        assert "[/x]/out.pcapng" in said and "No such file" in said
+        box.value = str(tmp_path / "[b]saved.pcapng")  # markup would show "saved.pcapng" in bold
+        await pilot.press("enter")
+        await pilot.pause()
+        assert (tmp_path / "[b]saved.pcapng").exists()
+        assert [n.markup for n in app._notifications if "[b]saved.pcapng" in n.message] == [False]

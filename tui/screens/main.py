@@ -51,11 +51,11 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         app = self.app
         yield FilterBar(id="filter")
-        yield Label("", id="filter-error")
+        yield Label("", id="filter-error", markup=False)  # the filter and its error are text
         with Vertical(id="loading"):
             yield Label("Reading the capture… (Esc stops)", id="loading-label")
             yield ProgressBar(total=100, show_eta=False, id="loading-bar")
-        yield Label("", id="live-status")
+        yield Label("", id="live-status", markup=False)
         yield SessionsTable(id="sessions")
         yield Static(HEADER, id="messages-header")
         yield MessagesView(app.index, live=app.live is not None, id="messages")
@@ -126,9 +126,9 @@ class MainScreen(Screen):
             if self.app.live is not None:
                 self._show_live_status()
             if p.cancelled:
-                self.notify(f"Stopped reading: {p.rows} messages so far", severity="warning")
+                self.notify(f"Stopped reading: {p.rows} messages so far", severity="warning", markup=False)
             for warning in p.warnings:
-                self.notify(warning, severity="warning", timeout=10)
+                self.notify(warning, severity="warning", timeout=10, markup=False)
             if self.expression:
                 self._apply()
 

@@ -77,7 +77,7 @@ class SaveScreen(ModalScreen[None]):
         with Vertical():
             yield Label("Save what was captured so far (pcapng) to:")
             yield Input(time.strftime("btshark-live-%Y%m%d-%H%M%S.pcapng"), id="save-path")
-            yield Label("", id="save-error")
+            yield Label("", id="save-error", markup=False)  # a path is text
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         dest = os.path.expanduser(event.value.strip())
@@ -86,5 +86,5 @@ class SaveScreen(ModalScreen[None]):
         except OSError as exc:
             self.query_one("#save-error", Label).update(f"cannot write {dest}: {exc.strerror or exc}")
             return
-        self.app.notify(f"Saved {size:,} bytes to {dest}")
+        self.app.notify(f"Saved {size:,} bytes to {dest}", markup=False)
         self.dismiss()
