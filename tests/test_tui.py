@@ -253,7 +253,7 @@ async def test_opening_lists_what_read_prints(three: Path) -> None:
         expected = sessions_json(three)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         assert rows[0][0] == "all"
-        assert [(r[0], r[1], r[2], str(r[3]), str(r[4])) for r in rows[1:]] == [
+        assert [(r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows[1:]] == [
             (s["id"], s["a"], s["b"], s["clients"]["a"], s["clients"]["b"]) for s in expected]
         assert shown(app) == printed(three)
         assert len(app.index) == len(printed(three))  # messages and findings
@@ -667,3 +667,20 @@ async def test_the_save_prompt_shows_paths_as_text_not_markup(tmp_path: Path) ->
         await pilot.pause()
         assert (tmp_path / "[b]saved.pcapng").exists()
         assert [n.markup for n in app._notifications if "[b]saved.pcapng" in n.message] == [False]
+
+
+@on_loop
+async def test_ipv6_addresses_show_whole_in_the_sessions_table(tmp_path: Path) -> None:
+    """Found in review: "[fe80::1]:40000" as a table cell was read as markup (a style named
+    fe80::1), so the table showed ":40000". Addresses are text."""
+    c = TcpConversation(a=("fe80::1", 40000), b=("abcd::2", 6881)).open()
+    c.send(0, bt_handshake())
+    c.send(1, bt_handshake(peer_id=b"-TR3000-abcdefghijkl"))
+    c.close()
+    path = write_packets(tmp_path / "v6.pcap", c.packets)
+    app = make_app(str(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(SessionsTable)
+        drawn = "\n".join("".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height))
+        assert "[fe80::1]:40000" in drawn and "[abcd::2]:6881" in drawn, drawn

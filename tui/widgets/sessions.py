@@ -14,7 +14,7 @@ COLUMNS = ("id", "a", "b", "client a", "client b", "info hash", "transport", "en
 
 def _cells(s: Session) -> tuple:
     a, b = s.sides
-    return (s.id, a.addr, b.addr, Text(safe_text(a.client or "-")), Text(safe_text(b.client or "-")),
+    return (s.id, Text(a.addr), Text(b.addr), Text(safe_text(a.client or "-")), Text(safe_text(b.client or "-")),
             s.info_hash.hex()[:12] if s.info_hash else "-", s.transport, "MSE" if s.encrypted else "",
             s.state, sum(a.messages.values()), sum(b.messages.values()), a.stream_bytes, b.stream_bytes,
             round(s.end - s.start, 3), len(s.findings))
