@@ -581,14 +581,26 @@ def _search(x: object, pattern: re.Pattern) -> bool:
 
 
 def _ext(e: object, keys: tuple[str, ...]) -> object:
-    if e.type != "extended" or not isinstance(e.data, dict):  # type: ignore[attr-defined]
+    if e.type != "extended":  # type: ignore[attr-defined]
         return None
-    value: object = e.data  # type: ignore[attr-defined]
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
+    return _dig(e.data, keys)  # type: ignore[attr-defined]
+
+
+def _dig(value: object, keys: tuple[str, ...]) -> object:
+    """The value at ``keys`` in nested dictionaries. A key may hold dots itself (BEP 11's
+    ``added.f``), so at each level the parts are tried joined, longest first:
+    ``bt.ext.added.f`` is the key ``added.f``, ``bt.ext.m.ut_pex`` the key ``ut_pex`` in ``m``."""
+    if not keys:
+        return value
+    if not isinstance(value, dict):
+        return None
+    for n in range(len(keys), 0, -1):
+        key = ".".join(keys[:n])
+        if key in value:
+            found = _dig(value[key], keys[n:])
+            if found is not None:
+                return found
+    return None
 
 
 def _dyn(value: object, op: str, literal: object) -> bool:
@@ -678,5 +690,6 @@ def field_help() -> list[tuple[str, str, str]]:
              "addr": "address", "bool": "boolean"}
     rows = [(name, names[f.kind] + (" (several)" if f.multi else ""), f.help)
             for name, f in FIELDS.items() if name != "type"]
-    rows.append((EXT_PREFIX + "<key>[.<key>]", "any", "a key of the decoded extended body (bt.ext.v, bt.ext.m.ut_pex)"))
+    rows.append((EXT_PREFIX + "<key>[.<key>]", "any", "a key of the decoded extended body (bt.ext.v, bt.ext.m.ut_pex, "
+                                                      "bt.ext.added.f: a key may hold dots)"))
     return rows

@@ -55,6 +55,7 @@ PEER_ZERO = bytes(20)  # no client known: bt.client is "" (present, empty)
 EXT_DATA = {
     "m": {"ut_metadata": 3, "ut_pex": 1}, "v": "uTorrent 3.5", "p": 6881, "reqq": 250,
     "mixed": [1, "two", 300], "nums": [1, 300], "empty": [], "complete_ago": -1,
+    "added.f": "\x12\x10", "d": {"x": 5}, "d.x": 6, "d.y": {"z": 7},  # keys with dots, as BEP 11's
 }
 FIRST_TS = 100.0
 
@@ -732,7 +733,8 @@ ADDR_LIT = st.sampled_from(["127.0.0.1", "10.0.0.1", "192.168.1.5", "::1", "2001
 NET_LIT = st.sampled_from(["127.0.0.0/8", "10.0.0.0/8", "fe80::/10", "::/0", "0.0.0.0/0", "127.0.0.1/32"])
 EXT_KEYS = st.sampled_from(["v", "p", "m", "m.ut_metadata", "m.ut_pex", "m.lt_donthave", "reqq", "metadata_size",
                             "complete_ago", "e", "upload_only", "yourip", "mixed", "nums", "empty", "msg_type",
-                            "piece", "total_size", "nope", "m.ut_metadata.deeper"])
+                            "piece", "total_size", "nope", "m.ut_metadata.deeper", "added.f", "d.x", "d.y.z",
+                            "d.z"])
 EXT_LIT = st.one_of(INT_LIT, TEXT_LIT, WORD_LIT)
 _CMP = st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "eq", "ne", "lt", "le", "gt", "ge"])
 _EQ = st.sampled_from(["==", "!=", "eq", "ne"])

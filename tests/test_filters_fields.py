@@ -342,6 +342,14 @@ EXT_CASES: list[tuple[str, set[str]]] = [
     ("bt.ext.m.lt_donthave", set()),
     ("bt.ext.m.ut_metadata.deeper", set()),  # a number has no keys
     ("bt.ext.v.deeper", set()),
+    # a key may hold dots (BEP 11's added.f): the longest key that leads somewhere wins
+    ('bt.ext.added.f == "\\x12\\x10"', {"ext_hs"}),  # flags bytes decode as text, as in a real body
+    ('bt.ext.added.f contains "\\x10"', {"ext_hs"}),
+    ("bt.ext.added", set()),
+    ("bt.ext.d.x == 6", {"ext_hs"}),  # "d.x" itself, before "x" in "d"
+    ("bt.ext.d.x == 5", set()),
+    ("bt.ext.d.y.z == 7", {"ext_hs"}),  # "z" in "d.y"
+    ("bt.ext.d.z", set()),
     # a dictionary contains its keys (whole keys); compared with a value it is nothing
     ("bt.ext.m contains ut_pex", {"ext_hs"}),
     ('bt.ext.m contains "ut_metadata"', {"ext_hs"}),

@@ -1,8 +1,9 @@
 """``btshark read --stats`` against figures worked out here from ``-T jsonl`` alone.
 
 The test derives every figure from the message records, its own way (no code shared
-with ``inspector.stats``): counts by type, payload bytes, request-to-piece waits
-matched block by block, chokes and unchokes; the command must agree exactly.
+with ``inspector.stats``): counts by type, payload bytes and rate, request-to-piece
+waits matched block by block, chokes, unchokes and the periods between, each session's
+start and end as ``--sessions`` gives them; the command must agree exactly.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def nearest_rank(values: list[float], p: int) -> float | None:
 def derived(records: list[dict]) -> dict:
     """Per (session, sender address): counts, payload, waits, chokes, from the message records."""
     out: dict = defaultdict(lambda: {"messages": Counter(), "payload": 0, "waits": [], "requests": 0,
-                                     "chokes": 0, "unchokes": 0})
+                                     "chokes": 0, "unchokes": 0, "times": [], "open": []})
     asked: dict = {}
     fast: set = set()  # (session, address) whose handshake set the Fast bit
     for r in records:
@@ -40,6 +41,12 @@ def derived(records: list[dict]) -> dict:
             asked = {k: v for k, v in asked.items() if (k[0], k[1]) != (r["dst"], sid)}
         figures = out[(sid, r["src"])]
         figures["messages"][r["type"]] += 1
+        figures["times"].append(r["ts"])
+        periods = figures["open"]  # [unchoke, choke or None], absolute times
+        if r["type"] == "unchoke" and not (periods and periods[-1][1] is None):
+            periods.append([r["ts"], None])
+        elif r["type"] == "choke" and periods and periods[-1][1] is None:
+            periods[-1][1] = r["ts"]
         block = (sid, r.get("index"), r.get("begin"), r.get("length"))
         if r["type"] == "piece":
             figures["payload"] += r["length"]
@@ -57,11 +64,17 @@ def derived(records: list[dict]) -> dict:
     return out
 
 
-def check(stats: dict, records: list[dict]) -> int:
-    """Compare; the number of (session, side) pairs that had messages."""
+def check(stats: dict, records: list[dict], sessions: list[dict]) -> int:
+    """Compare; the number of (session, side) pairs that had messages. ``sessions``: what
+    ``--sessions -T json`` says of them (their start and end)."""
     want = derived(records)
     compared = 0
+    spans = {s["id"]: (s["start"], s["end"]) for s in sessions}
     for session in stats["sessions"]:
+        start, end = spans[session["id"]]
+        assert (session["start"], session["end"]) == (start, end)
+        assert session["duration"] == pytest.approx(end - start, abs=1e-9)
+        assert (session["a"], session["b"]) == (session["sides"]["a"]["addr"], session["sides"]["b"]["addr"])
         for label in "ab":
             got = session["sides"][label]
             figures = want.get((session["id"], got["addr"]))
@@ -78,6 +91,17 @@ def check(stats: dict, records: list[dict]) -> int:
             assert latency["median"] == pytest.approx(nearest_rank(figures["waits"], 50), abs=1e-9)
             assert latency["p95"] == pytest.approx(nearest_rank(figures["waits"], 95), abs=1e-9)
             assert (got["choke"]["chokes"], got["choke"]["unchokes"]) == (figures["chokes"], figures["unchokes"])
+            span = max(figures["times"]) - min(figures["times"])
+            if span > 0:
+                assert got["payload_rate"] == pytest.approx(figures["payload"] / span, rel=1e-9)
+            else:
+                assert got["payload_rate"] is None
+            periods = [[a - start, None if b is None else b - start] for a, b in figures["open"]]
+            assert [b is None for _, b in got["choke"]["unchoked"]] == [b is None for _, b in periods]
+            assert [x for pair in got["choke"]["unchoked"] for x in pair if x is not None] == pytest.approx(
+                [x for pair in periods for x in pair if x is not None], abs=1e-9)
+            assert got["choke"]["unchoked_seconds"] == pytest.approx(
+                sum((end if b is None else b) - a for a, b in figures["open"]), abs=1e-6)
     seen = {key for key, f in want.items() if sum(f["messages"].values())}
     assert compared == len(seen)  # every side with messages was compared, none left out
     return compared
@@ -90,9 +114,9 @@ SWARMS = sorted((REPO / "captures" / "swarm").glob("*.pcap"))
 def test_stats_match_the_messages(capture: Path):
     stats = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
     records = read_jsonl(capture)
-    assert check(stats, records) >= 1 or not [r for r in records if r["type"] != "finding"]
-    ids = sorted(s["id"] for s in json.loads(btshark_ok("read", capture, "--sessions", "-T", "json").stdout))
-    assert [s["id"] for s in stats["sessions"]] == ids  # every session listed, with nothing if silent
+    sessions = json.loads(btshark_ok("read", capture, "--sessions", "-T", "json").stdout)
+    assert check(stats, records, sessions) >= 1 or not [r for r in records if r["type"] != "finding"]
+    assert [s["id"] for s in stats["sessions"]] == sorted(s["id"] for s in sessions)  # every one, even silent
     answered = sum(s["sides"][x]["latency"]["answered"] for s in stats["sessions"] for x in "ab")
     pieces = sum(1 for r in records if r["type"] == "piece")
     if capture.parent.name != "swarm":  # two peers alone: every piece answers a request of its own
@@ -105,8 +129,9 @@ def test_a_display_filter_narrows_the_statistics():
     capture = capture_params(shared=False, name="aria2-to-libtorrent.pcap")[0].values[0]
     everything = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
     only = json.loads(btshark_ok("read", capture, "--stats", "-T", "json", "-Y", "side == b").stdout)
+    sessions = json.loads(btshark_ok("read", capture, "--sessions", "-T", "json").stdout)
     assert check(only, [r for r in read_jsonl(capture) if r["type"] == "finding" or
-                        r["src"] == everything["sessions"][0]["b"]]) >= 1
+                        r["src"] == everything["sessions"][0]["b"]], sessions) >= 1
     assert only["sessions"][0]["sides"]["a"]["message_total"] == 0
     assert only["sessions"][0]["sides"]["b"] == everything["sessions"][0]["sides"]["b"] | {
         "latency": only["sessions"][0]["sides"]["b"]["latency"]}
@@ -155,3 +180,55 @@ def test_stats_and_sessions_are_one_view_at_a_time():
     capture = capture_params(shared=False, name="aria2-to-libtorrent.pcap")[0].values[0]
     failed = run_btshark("read", capture, "--stats", "--sessions")
     assert failed.returncode == 2 and failed.stderr.startswith(b"btshark: error: --sessions and --stats")
+
+
+def test_the_text_form_worked_by_hand():
+    """Every figure of the text lines, worked out by hand from eight messages: b's payload
+    over its first to last message (32 KiB in 4 s), the nearest-rank waits of two requests
+    (1.5 ms and 500 ms), two unchoked periods (1-3 s, and 4 s to the session's end at 12)."""
+    import io
+
+    from inspector import events as ev
+    from inspector.pipeline import Record
+    from inspector.session import Session
+    from inspector.stats import Stats, write_stats
+
+    session = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0)
+    session.end = 12.0
+    tally = Stats()
+    for side, ts, event in ((0, 0.0, ev.Handshake(bytes(8), bytes(20), bytes(20))),
+                            (1, 0.0, ev.Handshake(bytes(8), bytes(20), bytes(20))), (1, 1.0, ev.Unchoke()),
+                            (0, 2.0, ev.Request(0, 0, 16384)), (0, 2.0, ev.Request(0, 16384, 16384)),
+                            (1, 2.0015, ev.Piece(0, 0, 16384)), (1, 2.5, ev.Piece(0, 16384, 16384)),
+                            (1, 3.0, ev.Choke()), (1, 4.0, ev.Unchoke())):
+        tally.add(Record(session, side, 1, ts, event))
+    out = io.StringIO()
+    write_stats(tally, [session], "text", out)
+    assert out.getvalue().splitlines() == [
+        "#1 tcp 10.0.0.1:1 → 10.0.0.2:2  12.000 s",
+        "    a 10.0.0.1:1: 3 messages (request 2, handshake 1); 0 B payload; request→piece median 1.500 ms, "
+        "p95 500.000 ms (2 of 2 requests answered)",
+        "    b 10.0.0.2:2: 6 messages (piece 2, unchoke 2, choke 1, handshake 1); 32.0 KiB payload, 8.0 KiB/s; "
+        "unchoked the other 2× (choked 1×), 10.000 s in all",
+        "Top talkers (payload sent):",
+        "    10.0.0.2  32.0 KiB in 1 session, 6 messages",
+        "    10.0.0.1  0 B in 1 session, 3 messages",
+    ]
+
+
+@pytest.mark.parametrize("n, shown", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
+                                      (1024 ** 2 - 1, "1024.0 KiB"), (1024 ** 2, "1.0 MiB"),
+                                      (5 * 1024 ** 3, "5.0 GiB"), (3 * 1024 ** 4, "3072.0 GiB")])
+def test_sizes_are_shown_in_binary_units(n, shown):
+    from inspector.stats import _bytes
+
+    assert _bytes(n) == shown
+
+
+def test_a_host_with_both_ends_of_a_session_counts_it_once():
+    """Found in review: loopback sessions (both ends 127.0.0.1) counted two sessions each."""
+    capture = capture_params(shared=False, name="aria2-to-libtorrent.pcap")[0].values[0]
+    stats = json.loads(btshark_ok("read", capture, "--stats", "-T", "json").stdout)
+    hosts = {s["sides"][x]["addr"].rsplit(":", 1)[0] for s in stats["sessions"] for x in "ab"}
+    assert hosts == {"127.0.0.1"}
+    assert stats["top_talkers"][0]["sessions"] == len(stats["sessions"])
