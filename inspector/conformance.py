@@ -28,7 +28,7 @@ MAX_OUTSTANDING = 1 << 16  # requests remembered per side; past it, piece and re
 # resyncs, cut messages, framing errors, a "land" flow whose two directions are one)
 # stops the stateful checks.
 HARMLESS = frozenset(("bencode_lenient", "unnamed_extension", "duplicate_peer_id", "info_hash_mismatch",
-                      "self_connection", "peer_id_mismatch"))
+                      "self_connection", "peer_id_mismatch", "mse_plaintext"))
 MAP_MESSAGES = frozenset(("bitfield", "have_all", "have_none"))
 FAST_MESSAGES = frozenset(("suggest", "have_all", "have_none", "reject", "allowed_fast"))
 BIT_MESSAGES = FAST_MESSAGES | {"extended"}  # what a handshake's reserved bits must allow

@@ -255,6 +255,7 @@ SEVERITY: dict[str, str] = {
     "truncated": "warning",
     "midstream": "warning",
     "resync": "warning",
+    "mse_plaintext": "note",  # MSE's key exchange chose plaintext: decoding starts at the handshake after it
     "duplicate_peer_id": "error",
     "peer_id_mismatch": "error",
     "bencode_lenient": "note",

@@ -30,6 +30,8 @@ from .wire import (
     PIECE_HEAD_LEN, PROTOCOL_NAME, U16, U32, MessageId,
 )
 
+AFTER_MSE = "after an MSE key exchange"  # the hunt's reason when a plaintext handshake follows MSE
+
 Step = Callable[[bytes, list], None]
 
 
@@ -535,12 +537,17 @@ class PeerWireParser:
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} byte{'' if found == 1 else 's'}"
         what = "the handshake" if hunt.is_handshake(found) else "next message"
-        where = "at the first byte after it" if not found else f"after {skipped}"
-        if hunt.skipped is not None:
-            index, begin, length = hunt.skipped
-            where += (f", the payload of a requested block ({index}:{begin}, {length} bytes) whose piece "
-                      "header the hole held")
-        out.append(ev.Finding("resync", f"{what} found {where} ({hunt.why})"))
+        if what == "the handshake" and hunt.why == AFTER_MSE and not hunt.unknown and self.resyncs == 1:
+            # Nothing lost: MSE's crypto_select chose plaintext, and the stream starts over here.
+            out.append(ev.Finding("mse_plaintext", f"an MSE key exchange of {skipped}, then the handshake in "
+                                                   "plaintext (crypto_select chose plaintext)"))
+        else:
+            where = "at the first byte after it" if not found else f"after {skipped}"
+            if hunt.skipped is not None:
+                index, begin, length = hunt.skipped
+                where += (f", the payload of a requested block ({index}:{begin}, {length} bytes) whose piece "
+                          "header the hole held")
+            out.append(ev.Finding("resync", f"{what} found {where} ({hunt.why})"))
         if what == "the handshake":
             self._need, self._step = 1, self._read_protocol_length
         current = self._tag

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import events as ev
 from .capfile import CaptureFile
-from .conformance import SILENCE
+from .conformance import HARMLESS, SILENCE
 from .pieces import PieceFacts
 from .detect import BITTORRENT, ENCRYPTED, OTHER, UNDECIDED, Probe, UtpGate
 from .frames import ACK_NO, ETH_IP4_TCP_HOT, FLAGS, FRAGMENT, MISSING, PAYLOAD, SEQ_NO, decode, format_addr
 from .ipfrag import Reassembler
 from .limits import DEFAULT, Budget, Limits
+from .parser import AFTER_MSE
 from .session import PeerRegistry, Session
 from .wire import HANDSHAKE_PREFIX
 from .tcp import ACK, FIN, RST, SYN, TcpDirection
@@ -512,7 +513,7 @@ class Decoder:
                                     encrypted=state == ENCRYPTED, start=flow.start, keep_payload=self.keep_payload,
                                     limits=self.limits, partial=self.partial)
         session.pieces_by_hash = self.pieces_by_hash
-        session.conformance.stalled = lambda side, dirs=flow.dirs: bool(dirs[side].pending)
+        session.conformance.stalled = lambda side: _stalled(flow, side)
         session.end = ts
         if not flow.opener_known:
             session.note(None, number, "midstream", "the connection's start was not captured")
@@ -620,7 +621,11 @@ class Decoder:
             return
         flow.scan = None
         session = flow.session
-        session.parsers = session.make_parsers(True, "after an MSE key exchange")
+        session.parsers = session.make_parsers(True, AFTER_MSE)
+        if session.opener_known and all(kind in HARMLESS for kind in session.finding_counts):
+            # MSE chose plaintext and nothing was lost: the checks can start from the handshakes
+            # (a direction whose hunt finds a message instead says resync, which stops them again).
+            session.conformance.trusted = True
         self._make_hot(flow)
         for s in (0, 1):
             if scan.held[s]:
@@ -684,6 +689,15 @@ class FrameSource(Protocol):
     def __enter__(self) -> FrameSource: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+def _stalled(flow: Flow, side: int) -> bool:
+    """Whether what ``side`` sent is not all read yet: bytes wait behind a gap, or its parser
+    is still looking for where its messages start (after an MSE key exchange, a loss)."""
+    if flow.dirs[side].pending:
+        return True
+    parsers = flow.session.parsers if flow.session is not None else None
+    return parsers is not None and (parsers[side].midstream or parsers[side].hunting)
 
 
 class CaptureDecode:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,26 @@ def resync(n: int) -> Case:
     # The loss is known at frame 9; the framing is found again in the bytes frame 8 carried.
     return Case(opener(n), c.close().frames, [("hole", "warning", "b", 9, "framing lost"),
                                               ("resync", "warning", "b", 8, "found")])
+
+
+def mse_plaintext(n: int) -> Case:
+    """MSE whose crypto_select chose plaintext: 136 + 60 bytes of key exchange from a (frames
+    4 and 6), 121 + 44 from b (frames 5 and 7, b's handshake after them in 7), then a's
+    handshake (frame 8). Nothing lost: the checks run, and a's request while b chokes it
+    (frame 9) is an error, as in a plaintext connection."""
+    c = conn(n).open()
+    c.send(0, mse_noise(96 + 40, 1)).send(1, mse_noise(96 + 25, 2)).send(0, mse_noise(60, 3))
+    c.send(1, mse_noise(44, 4) + wb.handshake(HASH, peer(n, "b"), RESERVED))  # frame 7
+    c.send(0, wb.handshake(HASH, peer(n, "a"), RESERVED))  # frame 8
+    c.send(0, wb.request(0, 0, 16384))  # frame 9
+    return Case(opener(n), c.close().frames, [("mse_plaintext", "note", "b", 7, "key exchange of 165 bytes"),
+                                              ("mse_plaintext", "note", "a", 8, "key exchange of 196 bytes"),
+                                              ("request_while_choked", "error", "a", 9, "never unchoked")])
+
+
+def mse_noise(n: int, seed: int) -> bytes:
+    """Stand-ins for key material and RC4 output, with no byte a message could start at (0x00, 0x13)."""
+    return random.Random(seed).randbytes(n).translate(bytes.maketrans(b"\x00\x13", b"\x01\x14"))
 
 
 def duplicate_peer_id(n: int) -> list[Case]:
@@ -295,7 +316,8 @@ def bad_piece_hash(n: int) -> Case:
 BUILDERS: dict[str, Callable[[int], Case | list[Case]]] = {
     "bad_protocol": bad_protocol, "oversize": oversize, "malformed": malformed, "bad_bencode": bad_bencode,
     "info_hash_mismatch": info_hash_mismatch, "self_connection": self_connection, "hole": hole,
-    "truncated": truncated, "midstream": midstream, "resync": resync, "duplicate_peer_id": duplicate_peer_id,
+    "truncated": truncated, "midstream": midstream, "resync": resync, "mse_plaintext": mse_plaintext,
+    "duplicate_peer_id": duplicate_peer_id,
     "bencode_lenient": bencode_lenient, "unnamed_extension": unnamed_extension, "limit": limit, "land": land,
     "request_while_choked": request_while_choked, "unrequested_piece": unrequested_piece,
     "cancelled_piece": cancelled_piece, "unrequested_reject": unrequested_reject, "bad_index": bad_index,
@@ -315,7 +337,8 @@ README_SEVERITY = {  # README.md, "Lines starting !! are findings, each with a s
               "unannounced_extension", "bad_piece_hash"},
     "warning": {"hole", "truncated", "midstream", "resync", "limit", "late_bitfield", "before_handshake",
                 "second_bitfield"},
-    "note": {"bencode_lenient", "unnamed_extension", "land", "cancelled_piece", "odd_request", "silence"},
+    "note": {"bencode_lenient", "unnamed_extension", "land", "mse_plaintext", "cancelled_piece", "odd_request",
+             "silence"},
 }
 LIMIT_OPTIONS = ("--max-bencode-size", "1k")  # only the limit case's body is above it
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import wirebuild as wb
 from inspector import events as ev
 from inspector.extensions import extension_names
-from inspector.parser import PeerWireParser
+from inspector.parser import AFTER_MSE, PeerWireParser
 
 INFO_HASH = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f9001122334")
 PEER_A = b"-qB4650-" + b"A1b2C3d4E5f6"
@@ -923,12 +923,23 @@ def test_handshake_cut_in_its_peer_id_is_still_reported():
 
 
 def test_handshake_found_by_a_hunt():
-    """After an MSE exchange that selects plaintext, the handshake follows key material."""
-    parser = PeerWireParser(midstream=True, why="after an MSE key exchange")
+    """After an MSE exchange that selects plaintext, the handshake follows key material:
+    a note that says so, not a resync (nothing was lost). Found any other way (a hunt for
+    another reason), or a message instead of the handshake, it is a resync."""
     junk = os.urandom(600).replace(b"\x13", b"\x14").replace(b"\x00", b"\x01")
+    parser = PeerWireParser(midstream=True, why=AFTER_MSE)
     events = parser.feed(junk + wb.handshake(INFO_HASH, PEER_A) + wb.have(3)) + parser.end()
     assert messages(events) == [ev.Handshake(bytes(8), INFO_HASH, PEER_A), ev.Have(3)]
-    assert "the handshake found after 600 bytes (after an MSE key exchange)" in [e.detail for e in events if e.type == "finding"]
+    assert [(e.kind, e.detail, e.severity) for e in events if e.type == "finding"] == [
+        ("mse_plaintext", "an MSE key exchange of 600 bytes, then the handshake in plaintext "
+                          "(crypto_select chose plaintext)", "note")]
+    parser = PeerWireParser(midstream=True)
+    events = parser.feed(junk + wb.handshake(INFO_HASH, PEER_A) + wb.have(3)) + parser.end()
+    assert [(e.kind, e.detail) for e in events if e.type == "finding"] == [
+        ("resync", "the handshake found after 600 bytes (the connection's start was not captured)")]
+    parser = PeerWireParser(midstream=True, handshake=False, why=AFTER_MSE)
+    events = parser.feed(junk + wb.have(3) + wb.have(4) + wb.have(5)) + parser.end()
+    assert [e.kind for e in events if e.type == "finding"] == ["resync"]
 
 
 # ---------------------------------------------------------------- losses, as a property

@@ -161,12 +161,12 @@ def test_a_hole_in_an_mse_flow_s_first_bytes_reaches_the_parser_at_its_frame(tmp
     assert (a_skip, b_skip) == (194, 165)
     a_resync = "next message found after 194 bytes (after an MSE key exchange)"
     a_hole = "900 bytes of piece 1:0 (1000 bytes) not captured"
-    b_resync = "the handshake found after 165 bytes (after an MSE key exchange)"
+    b_plain = "an MSE key exchange of 165 bytes, then the handshake in plaintext (crypto_select chose plaintext)"
     assert [(r.side, r.frame, r.event) for r in records] == [
         (0, 8, ev.Finding("resync", a_resync)),
         (0, 9, ev.Finding("hole", a_hole)), (0, 9, ev.Piece(1, 0, 1000, missing=900)),
         (0, 8, ev.Have(2)), (0, 8, ev.Have(3)), (0, 8, ev.Have(4)),
-        (1, 10, ev.Finding("resync", b_resync)), (1, 10, ev.Handshake(bytes(8), h.HASH, h.PEER_B)),
+        (1, 10, ev.Finding("mse_plaintext", b_plain)), (1, 10, ev.Handshake(bytes(8), h.HASH, h.PEER_B)),
         (1, 10, ev.Unchoke()),
     ]
     assert [r.ts for r in records] == pytest.approx([h.T0 + r.frame / 1000 for r in records], abs=1e-6)

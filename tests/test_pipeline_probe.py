@@ -137,12 +137,11 @@ def test_bytes_after_the_plaintext_handshake_in_one_delivery_are_decoded(tmp_pat
     conn.seq[1] += 5
     conn.send(0, HS_A + wb.interested())  # 9
     records, (session,) = decoded(tmp_path, conn.close().frames)
-    b_resync = "the handshake found after 165 bytes (after an MSE key exchange)"
-    a_resync = "the handshake found after 194 bytes (after an MSE key exchange)"
+    plain = "an MSE key exchange of {} bytes, then the handshake in plaintext (crypto_select chose plaintext)"
     assert seen(records) == [
-        (1, 8, ev.Finding("resync", b_resync, "warning")),
+        (1, 8, ev.Finding("mse_plaintext", plain.format(165), "note")),
         (1, 8, ev.Handshake(bytes(8), h.HASH, h.PEER_B)), (1, 7, ev.Unchoke()),
-        (0, 9, ev.Finding("resync", a_resync, "warning")),
+        (0, 9, ev.Finding("mse_plaintext", plain.format(194), "note")),
         (0, 9, ev.Handshake(bytes(8), h.HASH, h.PEER_A)), (0, 9, ev.Interested()),
     ]
     assert session.encrypted
