@@ -112,7 +112,9 @@ class TcpDirection:
             self.next_seq = nxt = seq
         delta = (seq - nxt) & SEQ_MASK
         if fin and self.fin_offset is None:
-            self.fin_offset = self.offset + (delta if delta < HALF else delta - (1 << 32)) + size
+            end = self.offset + (delta if delta < HALF else delta - (1 << 32)) + size
+            if end >= self.offset:  # a FIN inside bytes already delivered is forged: later bytes came
+                self.fin_offset = end
         if seq == nxt:
             if not size:
                 return ()

@@ -173,6 +173,18 @@ def test_a_fin_resent_with_bytes_already_delivered_ends_the_stream_where_it_ends
     assert d.fin_offset == 6 and d.finished and d.flush() == []
 
 
+def test_a_fin_inside_bytes_already_delivered_does_not_end_the_stream():
+    """A FIN on a segment wholly behind what was delivered (a crafted capture: the stream
+    went on past where it says it ended) ended the direction at once; it is let go, and
+    the real FIN still ends it."""
+    d = opened(0)
+    assert joined(d.segment(1, b"abcdef")) == b"abcdef"
+    assert d.segment(2, b"bc", fin=True) == ()  # ends at offset 3, before the 6 delivered
+    assert d.fin_offset is None and not d.finished
+    assert joined(d.segment(7, b"gh", fin=True)) == b"gh"
+    assert d.fin_offset == 8 and d.finished
+
+
 def test_an_ack_half_the_sequence_space_away_is_behind_even_with_a_huge_bound():
     d = opened(0, max_pending=1 << 33)
     d.segment(1, b"abc")
