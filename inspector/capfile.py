@@ -43,6 +43,16 @@ _BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 
 
+
+def _n(count: int, noun: str, with_count: bool = True) -> str:
+    """"1 record", "2 records" (or the noun alone, in its number)."""
+    word = noun if count == 1 else noun + "s"
+    return f"{count} {word}" if with_count else word
+
+
+def _was(count: int) -> str:
+    return "was" if count == 1 else "were"
+
 class _Section:
     """The pcapng structs for one byte order, compiled once."""
 
@@ -254,17 +264,18 @@ class CaptureFile:
     def _record_summary(self, skipped: int, inflated: int) -> None:
         if skipped:
             listed = ", ".join(map(str, self.skipped)) + (", ..." if skipped > len(self.skipped) else "")
-            self.warnings.append(f"{skipped} records longer than the largest record read (--max-record "
-                                 f"{self.max_record}) were skipped: frames {listed}")
+            self.warnings.append(f"{_n(skipped, 'record')} longer than the largest record read (--max-record "
+                                 f"{self.max_record}) {_was(skipped)} skipped: {_n(skipped, 'frame', False)} "
+                                 f"{listed}")
         if inflated:
-            self.warnings.append(f"{inflated} records claim more captured bytes than the packet had "
-                                 "(captured length above original length)")
+            self.warnings.append(f"{_n(inflated, 'record')} {'claims' if inflated == 1 else 'claim'} more captured "
+                                 "bytes than the packet had (captured length above original length)")
 
     def _snap_summary(self, cut: int, snaplens: set[int]) -> None:
         if cut:
             limits = ", ".join(str(s) for s in sorted(snaplens) if s)
             self.warnings.append(
-                f"{cut} frames were cut by the snap length" + (f" ({limits})" if limits else "")
+                f"{_n(cut, 'frame')} {_was(cut)} cut by the snap length" + (f" ({limits})" if limits else "")
             )
 
     def _pcap(self, buf: bytes, name: str) -> Iterator[tuple[float, int, bytes, int, int]]:
@@ -339,7 +350,8 @@ class CaptureFile:
         finally:
             self._record_summary(skipped, inflated)
             if over:
-                self.warnings.append(f"{over} records are longer than the file's snap length ({snaplen})")
+                self.warnings.append(f"{_n(over, 'record')} {'is' if over == 1 else 'are'} longer than the file's "
+                                     f"snap length ({snaplen})")
             self._snap_summary(cut, {snaplen})
 
     def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes, int, int]]:

@@ -329,7 +329,7 @@ def test_pcapng_simple_and_obsolete_packet_blocks(tmp_path):
     frames, cf = read_all(write(tmp_path, content))
     # SPBs: IDB 0's link type, previous frame's timestamp.
     assert frames == [(4.5, 1, b"obsolete"), (4.5, 113, b"simple"), (4.5, 113, b"short")]
-    assert cf.warnings == ["1 frames were cut by the snap length (6)"]
+    assert cf.warnings == ["1 frame was cut by the snap length (6)"]
 
 
 def test_pcapng_simple_packet_block_first_has_zero_time(tmp_path):
@@ -356,7 +356,7 @@ def test_pcapng_snaplen_cut(tmp_path):
     content = shb() + idb(snaplen=4) + epb("<", 0, 1, b"abcd", orig=1500) + epb("<", 0, 2, b"ab")
     frames, cf = read_all(write(tmp_path, content))
     assert len(frames) == 2
-    assert cf.warnings == ["1 frames were cut by the snap length (4)"]
+    assert cf.warnings == ["1 frame was cut by the snap length (4)"]
 
 
 def test_pcapng_truncated_last_block(tmp_path):

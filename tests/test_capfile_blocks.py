@@ -107,6 +107,9 @@ def pipe_of(content: bytes) -> io.FileIO:
 
 
 def summary(count: int, frames: str, max_record: int) -> str:
+    if count == 1:  # one of each, said so
+        return (f"1 record longer than the largest record read (--max-record {max_record}) "
+                f"was skipped: frame {frames}")
     return (f"{count} records longer than the largest record read (--max-record {max_record}) "
             f"were skipped: frames {frames}")
 

@@ -64,7 +64,7 @@ def test_every_pcapng_layout_in_a_fresh_interpreter(tmp_path: Path, order: str) 
         (4.5, 1, b"obsolete"),
         (4.5, 113, b"simple"),  # a simple packet block has no time: the previous frame's
     ]
-    assert warnings == ["1 frames were cut by the snap length (6)"]
+    assert warnings == ["1 frame was cut by the snap length (6)"]
 
 
 def write(tmp_path: Path, order: str, content: bytes) -> Path:
@@ -90,7 +90,7 @@ def test_top_bits_of_times_lengths_and_options(tmp_path: Path, order: str) -> No
     )
     fmt, count, frames, warnings = read_fresh(write(tmp_path, order, content))
     assert frames == [(0x1_8000_0000 / 1000, 1, b"late"), (0x1_8000_0000 / 1000, 1, b"tiny")]
-    assert warnings == ["1 frames were cut by the snap length"]  # none declared
+    assert warnings == ["1 frame was cut by the snap length"]  # none declared
 
 
 @ORDERS

@@ -33,6 +33,8 @@ RECORD = 16  # a pcap record header
 
 
 def inflated(count: int) -> str:
+    if count == 1:
+        return "1 record claims more captured bytes than the packet had (captured length above original length)"
     return (f"{count} records claim more captured bytes than the packet had "
             "(captured length above original length)")
 
@@ -82,8 +84,8 @@ def test_every_pcap_warning_of_one_file_in_order(tmp_path: Path) -> None:
     assert cf.warnings == [
         summary(1, "1", 100),
         inflated(1),
-        "1 records are longer than the file's snap length (50)",
-        "1 frames were cut by the snap length (50)",
+        "1 record is longer than the file's snap length (50)",
+        "1 frame was cut by the snap length (50)",
     ]
 
 

@@ -30,13 +30,13 @@ from test_capfile_blocks import HEAD, LOCAL_BLOCK, packet
     "orig, snaplen, frame, warnings",
     [
         # 8 bytes of data but 100 claimed: only the 8 in the block (24 bytes - 16) are the frame.
-        (100, 0, b"abcdefgh", ["1 frames were cut by the snap length"]),
+        (100, 0, b"abcdefgh", ["1 frame was cut by the snap length"]),
         # The data fills the block exactly: all 8 bytes, nothing cut.
         (8, 0, b"abcdefgh", []),
         # A snap length above what the block holds does not reach past the block either.
-        (100, 64, b"abcdefgh", ["1 frames were cut by the snap length (64)"]),
+        (100, 64, b"abcdefgh", ["1 frame was cut by the snap length (64)"]),
         # A snap length below it cuts the frame to the snap length.
-        (100, 4, b"abcd", ["1 frames were cut by the snap length (4)"]),
+        (100, 4, b"abcd", ["1 frame was cut by the snap length (4)"]),
     ],
     ids=["orig_past_the_block", "orig_fills_the_block", "snaplen_past_the_block", "snaplen_in_the_block"],
 )
