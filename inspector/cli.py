@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 SAMPLE = Path(__file__).resolve().parent.parent / "captures" / "aria2-to-libtorrent.pcap"
-FORMATS = click.Choice(["text", "json", "jsonl"])
+FORMATS = click.Choice(["text", "json", "jsonl", "fields"])
+FIELDS_OPTIONS = "header=y|n, separator=/t|/s|C, aggregator=,|/s|C, quote=d|s|n or occurrence=f|l|a"
 
 
 class Failure(click.ClickException):
@@ -59,6 +61,14 @@ def limit_options(command):  # type: ignore[no-untyped-def]
     return command
 
 
+def fields_options(command):  # type: ignore[no-untyped-def]
+    """``-e`` and ``-E``, as tshark's: the fields ``-T fields`` prints, and how."""
+    command = click.option("-E", "styles", multiple=True, metavar="KEY=VALUE",
+                           help=f"With -T fields (repeatable): {FIELDS_OPTIONS}.")(command)
+    return click.option("-e", "names", multiple=True, metavar="FIELD",
+                        help="With -T fields (repeatable): a field to print, as -Y names them.")(command)
+
+
 def _limits(values: dict) -> "Limits":  # noqa: F821
     """The decode's limits; the bencode ones are the extension decoder's, set for the process."""
     from .extensions import set_limits
@@ -99,9 +109,11 @@ def cli(ctx: click.Context) -> None:
 @click.option("--torrent", "torrent_paths", multiple=True, type=click.Path(dir_okay=False),
               help="A .torrent of the capture (repeatable): piece counts checked, piece data hash-checked.")
 @click.option("--stats", is_flag=True, help="Statistics per session and side instead of messages.")
+@fields_options
 @limit_options
 def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bool, count: int | None,
-         torrent_paths: tuple[str, ...], stats: bool, **limits: int) -> None:
+         torrent_paths: tuple[str, ...], stats: bool, names: tuple[str, ...], styles: tuple[str, ...],
+         **limits: int) -> None:
     """Decode every BitTorrent peer message in CAPTURE (pcap, pcapng, gzipped).
 
     The --max-* options bound what a capture can make btshark hold; a capture that
@@ -113,14 +125,16 @@ def read(capture: str | None, display_filter: str | None, fmt: str, sessions: bo
 
     if sessions and stats:
         raise Failure("--sessions and --stats are two views: give one")
+    view = "stats" if stats else "sessions" if sessions else None
     try:
         keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
+        columns = _columns(fmt, names, styles, view, lambda: decode.first_ts)
         torrents = _torrents(torrent_paths)
         decode = CaptureDecode(capture or str(SAMPLE), limits=_limits(limits), torrents=torrents)
     except (CaptureError, FilterError) as exc:
         raise Failure(str(exc), escaped=isinstance(exc, FilterError)) from None
     try:
-        _output(decode, keep, count, "stats" if stats else "sessions" if sessions else None, fmt, sys.stdout)
+        _output(decode, keep, count, view, fmt, sys.stdout, columns)
     finally:
         _warn(decode.warnings)
 
@@ -137,9 +151,45 @@ def _torrents(paths: tuple[str, ...]) -> list:
         raise Failure(str(exc)) from None
 
 
-def _output(decode, keep, count: int | None, view: str | None, fmt: str, out) -> None:
-    """The decode's records (filtered, counted) or its ``view`` ("sessions", "stats"), as ``read`` prints them."""
-    from .output import write_records, write_sessions
+def _columns(fmt: str, names: tuple[str, ...], styles: tuple[str, ...], view: str | None,
+             first_ts: Callable[[], float | None]) -> tuple | None:
+    """``-T fields``: (the compiled fields, their names, the -E style); None for the other formats."""
+    from .filters import compile_columns
+
+    if fmt != "fields":
+        if names or styles:
+            raise Failure("-e and -E are for -T fields")
+        return None
+    if view is not None:
+        raise Failure(f"-T fields prints messages, not --{view}")
+    if not names:
+        raise Failure("-T fields needs at least one -e FIELD (see `btshark filters`)")
+    return compile_columns(names, first_ts), names, _fields_style(styles)
+
+
+def _fields_style(options: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    """tshark's -E options, each KEY=VALUE."""
+    from .output import FieldsStyle
+
+    chars = {"/t": "\t", "/s": " "}
+    allowed = {"header": {"y": True, "n": False}, "quote": {"d": '"', "s": "'", "n": ""},
+               "occurrence": {"f": "f", "l": "l", "a": "a"}}
+    style: dict[str, object] = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key in allowed and value in allowed[key]:
+            style[key] = allowed[key][value]
+        elif key in ("separator", "aggregator") and (value in chars or len(value) == 1):
+            style[key] = chars.get(value, value)
+        else:
+            raise Failure(f"-E {option}: expected {FIELDS_OPTIONS}")
+    return FieldsStyle(**style)  # type: ignore[arg-type]
+
+
+def _output(decode, keep, count: int | None, view: str | None, fmt: str, out, columns: tuple | None = None) -> None:
+    """The decode's records (filtered, counted) or its ``view`` ("sessions", "stats"), as
+    ``read`` prints them; ``columns``: -T fields' (see ``_columns``)."""
+    from .output import write_fields, write_records, write_sessions
 
     records = iter(decode)
     if keep is not None:
@@ -158,6 +208,8 @@ def _output(decode, keep, count: int | None, view: str | None, fmt: str, out) ->
             for _ in records:
                 pass
             write_sessions(decode.sessions, fmt, out)
+        elif columns is not None:
+            write_fields(records, *columns, out)
         else:
             write_records(records, fmt, out, lambda: decode.first_ts)
     except BrokenPipeError:
@@ -186,9 +238,11 @@ def _first_messages(records, count: int):
 @click.option("-Y", "display_filter", metavar="FILTER", help="Keep messages matching FILTER (see `btshark filters`).")
 @click.option("-T", "fmt", type=FORMATS, default="text", show_default=True, help="Output format.")
 @click.option("--sessions", is_flag=True, help="List the peer connections when the capture stops.")
+@fields_options
 @limit_options
 def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, count: int | None,
-          autostop: str | None, display_filter: str | None, fmt: str, sessions: bool, **limits: int) -> None:
+          autostop: str | None, display_filter: str | None, fmt: str, sessions: bool, names: tuple[str, ...],
+          styles: tuple[str, ...], **limits: int) -> None:
     """Decode BitTorrent peer messages live on IFACE, as `read` prints them.
 
     Ctrl-C stops the capture cleanly (output and -w file flushed, exit 0); the
@@ -203,6 +257,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
     duration = _duration(autostop) if autostop is not None else None
     try:
         keep = compile_filter(display_filter, lambda: decode.first_ts) if display_filter else None
+        columns = _columns(fmt, names, styles, "sessions" if sessions else None, lambda: decode.first_ts)
         decode = open_live(iface, bpf or DEFAULT_FILTER, backend, write, _limits(limits))
     except (SniffError, FilterError) as exc:
         raise Failure(str(exc), escaped=isinstance(exc, FilterError)) from None
@@ -219,7 +274,7 @@ def sniff(iface: str, bpf: str | None, backend: str | None, write: str | None, c
         timer.daemon = True
         timer.start()
     try:
-        _output(decode, keep, count, "sessions" if sessions else None, fmt, _Flushing(sys.stdout))
+        _output(decode, keep, count, "sessions" if sessions else None, fmt, _Flushing(sys.stdout), columns)
         sys.stdout.flush()
     finally:
         if timer is not None:
@@ -263,6 +318,7 @@ def filters() -> None:
     for name, kind, meaning in rows:
         click.echo(f"{name:<{width}}  {kind:<18}  {meaning}")
     click.echo("\nOperators: == != < <= > >= contains matches in {a b c..d}, not in; and or not && || !; ( )")
+    click.echo("Each field also prints as a column: read -T fields -e FIELD [-e FIELD ...] [-E header=y].")
     click.echo("Message types are also bare words (piece, have); bt.finding == KIND selects findings:")
     for kind, severity in SEVERITY.items():
         click.echo(f"  {kind:<{width - 2}}  {severity}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .clients import identify
@@ -75,6 +75,7 @@ class Field:
 
 
 _HS = "e.type == 'handshake'"
+_PORTS = "(_ep(s)[2 * side + 1], _ep(s)[3 - 2 * side])"
 _KINDS = frozenset(SEVERITY)
 
 
@@ -100,12 +101,13 @@ def _fields() -> dict[str, Field]:
         "bt.finding.severity": Field("enum", "(e.severity if e.type == 'finding' else None)",
                                      "error, warning or note", values=frozenset(SEVERITIES)),
         "bt.finding.detail": Field("str", "(e.detail if e.type == 'finding' else None)", "a finding's text"),
-        "ip.addr": Field("addr", "_ep(s)[0::2]", "either address", multi=True),
+        # Several values sender first, as tshark lists a packet's: -T fields prints them in this order.
+        "ip.addr": Field("addr", "(_ep(s)[2 * side], _ep(s)[2 - 2 * side])", "either address", multi=True),
         "ip.src": Field("addr", "_ep(s)[2 * side]", "sender's address"),
         "ip.dst": Field("addr", "_ep(s)[2 - 2 * side]", "receiver's address"),
-        "port": Field("int", "_ep(s)[1::2]", "either port", multi=True),
-        "tcp.port": Field("int", "(_ep(s)[1::2] if s.transport == 'tcp' else None)", "either TCP port", multi=True),
-        "udp.port": Field("int", "(_ep(s)[1::2] if s.transport == 'utp' else None)", "either UDP port (uTP)",
+        "port": Field("int", _PORTS, "either port", multi=True),
+        "tcp.port": Field("int", f"({_PORTS} if s.transport == 'tcp' else None)", "either TCP port", multi=True),
+        "udp.port": Field("int", f"({_PORTS} if s.transport == 'utp' else None)", "either UDP port (uTP)",
                           multi=True),
         "session": Field("int", "s.id", "session id, as --sessions lists them"),
         "transport": Field("enum", "s.transport", "tcp or utp", values=frozenset(("tcp", "utp"))),
@@ -658,6 +660,42 @@ def compile_filter(text: str, first_ts: Callable[[], float | None] | None = None
         if extra.kind == "op" and extra.text == ")":
             raise compiler.error("unexpected ')': no '(' is open", extra)
         raise compiler.error(f"expected and, or or the end of the filter, got {extra.shown()!r}", extra)
+    namespace = {**_runtime(first_ts), **compiler.consts}
+    source = "".join(compiler.helpers) + f"def keep(r):\n    s, side, frame, ts, e = r\n    return bool({body})\n"
+    exec(compile(source, "<filter>", "exec"), namespace)  # noqa: S102 - source built from our own templates
+    keep = namespace["keep"]
+    keep.source = source  # type: ignore[attr-defined]
+    keep.fields = frozenset(compiler.fields)  # type: ignore[attr-defined]  # the TUI skips rebuilding the rest
+    return keep  # type: ignore[return-value]
+
+
+def compile_columns(names: Sequence[str], first_ts: Callable[[], float | None] | None = None
+                    ) -> Callable[[tuple], tuple]:
+    """``-T fields -e``: one compiled function giving a record's values of the fields
+    ``names``, None where the message lacks one; FilterError for a name that is no field."""
+    consts: dict[str, object] = {}
+    codes = []
+    for name in names:
+        field = FIELDS.get(name)
+        if field is None and name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX):
+            keys = tuple(name[len(EXT_PREFIX):].split("."))
+            if "" in keys:
+                raise FilterError(f"{name!r} has an empty key")
+            const = f"_c{len(consts)}"
+            consts[const] = keys
+            field = Field("any", f"_ext(e, {const})", "")
+        elif field is None:
+            raise FilterError(f"{name} is a message type, not a field (-e bt.type gives each message's)"
+                              if name in _TYPES else _unknown(name))
+        codes.append(field.code)
+    namespace = {**_runtime(first_ts), **consts}
+    source = "def row(r):\n    s, side, frame, ts, e = r\n    return (" + "".join(f"{c}, " for c in codes) + ")\n"
+    exec(compile(source, "<fields>", "exec"), namespace)  # noqa: S102 - source built from the field table
+    return namespace["row"]  # type: ignore[return-value]
+
+
+def _runtime(first_ts: Callable[[], float | None] | None) -> dict[str, object]:
+    """What the fields' code calls, for one compiled function (its own address cache)."""
     endpoints: dict[object, tuple] = {}
 
     def _ep(session: object) -> tuple:
@@ -671,17 +709,9 @@ def compile_filter(text: str, first_ts: Callable[[], float | None] | None = None
         first = first_ts() if first_ts is not None else None
         return ts if first is None else first
 
-    namespace: dict[str, object] = {
-        "_ep": _ep, "_first": _first, "_identify": identify, "_reserved_names": reserved_names,
-        "_akey": _akey, "_in_nets": _in_nets, "_in_spans": _in_spans, "_search": _search, "_ext": _ext,
-        "_dyn": _dyn, **compiler.consts,
-    }
-    source = "".join(compiler.helpers) + f"def keep(r):\n    s, side, frame, ts, e = r\n    return bool({body})\n"
-    exec(compile(source, "<filter>", "exec"), namespace)  # noqa: S102 - source built from our own templates
-    keep = namespace["keep"]
-    keep.source = source  # type: ignore[attr-defined]
-    keep.fields = frozenset(compiler.fields)  # type: ignore[attr-defined]  # the TUI skips rebuilding the rest
-    return keep  # type: ignore[return-value]
+    return {"_ep": _ep, "_first": _first, "_identify": identify, "_reserved_names": reserved_names,
+            "_akey": _akey, "_in_nets": _in_nets, "_in_spans": _in_spans, "_search": _search, "_ext": _ext,
+            "_dyn": _dyn}
 
 
 def field_help() -> list[tuple[str, str, str]]:

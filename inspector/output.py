@@ -12,7 +12,8 @@ JSON output is ASCII (``ensure_ascii``): safe on a terminal, the true strings fo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 from . import events as ev
@@ -217,6 +218,53 @@ def write_records(records: Iterable[Record], fmt: str, out: TextIO, first_ts: Ca
             out.write(("\n  " if first else ",\n  ") + json.dumps(record_dict(record)))
             first = False
         out.write("\n]\n")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldsStyle:
+    """tshark's ``-E`` options of ``-T fields``: a header line, the separator between
+    fields, the one between a field's several values, and the quote around each field."""
+
+    header: bool = False
+    separator: str = "\t"
+    aggregator: str = ","
+    quote: str = ""
+    occurrence: str = "a"  # of a field's several values: "f" the first, "l" the last, "a" all
+
+
+def write_fields(records: Iterable[Record], row: Callable[[Record], tuple], names: Sequence[str],
+                 style: FieldsStyle, out: TextIO) -> None:
+    """``-T fields -e``: a line per record, its values of the fields ``row`` computes,
+    empty where the message lacks one (as tshark leaves them)."""
+    sep, quote, aggregator = style.separator, style.quote, style.aggregator
+    pick = {"f": slice(0, 1), "l": slice(-1, None)}.get(style.occurrence)
+    if style.header:
+        out.write(sep.join(names) + "\n")
+    for record in records:
+        values = row(record)
+        if pick is not None:
+            values = [v[pick] if isinstance(v, (tuple, list)) else v for v in values]
+        out.write(sep.join(f"{quote}{_cell(value, aggregator)}{quote}" for value in values) + "\n")
+
+
+def _cell(value: object, aggregator: str) -> str:
+    """A field's value as tshark writes it: numbers in decimal, times to the microsecond,
+    bytes in hex, a boolean as 1 or 0, several values joined; text escaped as everywhere."""
+    if value is None:
+        return ""
+    if isinstance(value, (tuple, list)):
+        return aggregator.join(_cell(item, aggregator) for item in value)
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, dict):
+        return safe_json(value)
+    return str(value)  # a number, an address
 
 
 def write_sessions(sessions: list[Session], fmt: str, out: TextIO) -> None:
