@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from .words import plural, were
+
 __all__ = ["CaptureError", "CaptureFile", "MAX_BLOCK"]
 
 CHUNK = 1 << 16  # measured: larger reads cost more in allocation than they save in calls
@@ -42,16 +44,6 @@ _IDB, _OPB, _SPB, _EPB = 1, 2, 3, 6
 _BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _OPT_TSRESOL, _OPT_TSOFFSET = 9, 14
 
-
-
-def _n(count: int, noun: str, with_count: bool = True) -> str:
-    """"1 record", "2 records" (or the noun alone, in its number)."""
-    word = noun if count == 1 else noun + "s"
-    return f"{count} {word}" if with_count else word
-
-
-def _was(count: int) -> str:
-    return "was" if count == 1 else "were"
 
 class _Section:
     """The pcapng structs for one byte order, compiled once."""
@@ -238,13 +230,13 @@ class CaptureFile:
     def _cut_short(self, what: str, offset: int, needed: int, left: int) -> None:
         self.warnings.append(
             f"capture cut short: {what} at byte offset {offset} is truncated "
-            f"(needed {needed} bytes, {left} left); decoded the {self.frame_count} frames before it"
+            f"(needed {needed} bytes, {left} left); decoded the {plural(self.frame_count, 'frame')} before it"
         )
 
     def _damaged(self, what: str, offset: int) -> None:
         self.warnings.append(
             f"capture damaged: {what} at byte offset {offset}; stopped there, "
-            f"decoded the {self.frame_count} frames before it"
+            f"decoded the {plural(self.frame_count, 'frame')} before it"
         )
 
     def _skip(self, frame: int) -> None:
@@ -264,18 +256,18 @@ class CaptureFile:
     def _record_summary(self, skipped: int, inflated: int) -> None:
         if skipped:
             listed = ", ".join(map(str, self.skipped)) + (", ..." if skipped > len(self.skipped) else "")
-            self.warnings.append(f"{_n(skipped, 'record')} longer than the largest record read (--max-record "
-                                 f"{self.max_record}) {_was(skipped)} skipped: {_n(skipped, 'frame', False)} "
-                                 f"{listed}")
+            frames = "frame" if skipped == 1 else "frames"
+            self.warnings.append(f"{plural(skipped, 'record')} longer than the largest record read (--max-record "
+                                 f"{self.max_record}) {were(skipped)} skipped: {frames} {listed}")
         if inflated:
-            self.warnings.append(f"{_n(inflated, 'record')} {'claims' if inflated == 1 else 'claim'} more captured "
-                                 "bytes than the packet had (captured length above original length)")
+            self.warnings.append(f"{plural(inflated, 'record')} {'claims' if inflated == 1 else 'claim'} more "
+                                 "captured bytes than the packet had (captured length above original length)")
 
     def _snap_summary(self, cut: int, snaplens: set[int]) -> None:
         if cut:
             limits = ", ".join(str(s) for s in sorted(snaplens) if s)
             self.warnings.append(
-                f"{_n(cut, 'frame')} {_was(cut)} cut by the snap length" + (f" ({limits})" if limits else "")
+                f"{plural(cut, 'frame')} {were(cut)} cut by the snap length" + (f" ({limits})" if limits else "")
             )
 
     def _pcap(self, buf: bytes, name: str) -> Iterator[tuple[float, int, bytes, int, int]]:
@@ -350,8 +342,8 @@ class CaptureFile:
         finally:
             self._record_summary(skipped, inflated)
             if over:
-                self.warnings.append(f"{_n(over, 'record')} {'is' if over == 1 else 'are'} longer than the file's "
-                                     f"snap length ({snaplen})")
+                self.warnings.append(f"{plural(over, 'record')} {'is' if over == 1 else 'are'} longer than the "
+                                     f"file's snap length ({snaplen})")
             self._snap_summary(cut, {snaplen})
 
     def _pcapng(self, buf: bytes) -> Iterator[tuple[float, int, bytes, int, int]]:

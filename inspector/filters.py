@@ -47,7 +47,8 @@ class FilterError(ValueError):
 
 
 def _printable(text: str) -> str:
-    """``text`` as typed, but what is not printable (a tab, a newline, ESC) escaped: one safe line."""
+    """``text`` as typed, but what is not printable (a tab, a newline, ESC) escaped: one safe line,
+    which the CLI shows as it is (a typed backslash-t and a tab then read alike; the column tells)."""
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
@@ -166,7 +167,7 @@ def _tokenize(text: str) -> list[Token]:
             continue
         match = _OP_TOKEN.match(text, pos) or _WORD.match(text, pos)
         if match is None:  # pragma: no cover - every character starts an operator, a word or a string
-            raise FilterError(f"cannot read {text[pos]!r}", pos + 1)
+            raise FilterError(f"cannot read '{text[pos]}'", pos + 1)
         piece = match.group()
         kind = "op" if match.re is _OP_TOKEN else "word"
         tokens.append(Token(kind, piece, pos + 1))
@@ -275,7 +276,7 @@ class _Compiler:
             if close is None:
                 raise self.error(f"the filter ends too early: missing ')' for the '(' at column {token.column}")
             if not self.at(")"):
-                raise self.error(f"expected ')' or an operator (and, or), got {close.shown()!r}", close)
+                raise self.error(f"expected ')' or an operator (and, or), got '{close.shown()}'", close)
             self.pos += 1
             self.depth -= 1
             if (self.depth + 1) % GROUP_DEPTH:
@@ -286,7 +287,7 @@ class _Compiler:
             self.helpers.append(f"def {helper}(s, side, frame, ts, e):\n    return {inner}\n")
             return f"{helper}(s, side, frame, ts, e)"
         if token.kind != "word":
-            raise self.error(f"expected a field, a message type or '(', got {token.shown()!r}", token)
+            raise self.error(f"expected a field, a message type or '(', got '{token.shown()}'", token)
         name = token.text
         if name in _TYPES and not self._comparison_follows():
             self.fields.add("bt.type")
@@ -301,7 +302,7 @@ class _Compiler:
         if dynamic:
             keys = tuple(name[len(EXT_PREFIX):].split("."))
             if "" in keys:
-                raise self.error(f"{name!r} has an empty key", token)
+                raise self.error(f"'{name}' has an empty key", token)
             field = Field("any", f"_ext(e, {self.const(keys)})", "")
         self.fields.add("bt.type" if name == "type" else name)
         return self.test(name, field)
@@ -313,16 +314,16 @@ class _Compiler:
             return f"(not {self.membership(name, field)})"
         if op_token is None or op_token.kind == "string" or (op_token.text not in _OPS and op_token.text != "in"):
             if op_token is not None and op_token.kind == "op" and op_token.text not in _VALID_OPS:
-                raise self.error(f"expected {_OP_LIST} after {name}, got {op_token.text!r}", op_token)
+                raise self.error(f"expected {_OP_LIST} after {name}, got '{op_token.text}'", op_token)
             if op_token is not None and op_token.kind != "op" and op_token.text not in ("and", "or"):
-                raise self.error(f"expected {_OP_LIST}, or and/or, after {name}, got {op_token.shown()!r}",
+                raise self.error(f"expected {_OP_LIST}, or and/or, after {name}, got '{op_token.shown()}'",
                                  op_token)
             return self.exists(field)
         self.pos += 1
         if op_token.text == "in":
             return self.membership(name, field)
         op = _OPS[op_token.text]
-        value_token = self.take(f"a value after {op_token.text!r}")
+        value_token = self.take(f"a value after '{op_token.text}'")
         return self.compare(name, field, op, op_token, value_token)
 
     def _comparison_follows(self) -> bool:
@@ -343,7 +344,7 @@ class _Compiler:
     def compare(self, name: str, field: Field, op: str, op_token: Token, token: Token) -> str:
         kind = field.kind
         if token.kind == "op":
-            raise self.error(f"expected a value for {name}, got {token.text!r}", token)
+            raise self.error(f"expected a value for {name}, got '{token.text}'", token)
         if kind == "any":
             if re.fullmatch(r"-?[0-9]{19,}", token.text) and token.kind == "word":
                 raise self.error(f"the number {_cut(token.text, 20)} is too large", token)
@@ -398,7 +399,7 @@ class _Compiler:
             return self._apply(field, self.address_test(name, "==", token, value))
         opening = self.take("'{'")
         if opening.text != "{" or opening.kind != "op":
-            raise self.error(f"expected '{{' after 'in', got {opening.shown()!r}", opening)
+            raise self.error(f"expected '{{' after 'in', got '{opening.shown()}'", opening)
         exact: list[object] = []
         spans: list[tuple[object, object]] = []
         while True:
@@ -412,13 +413,13 @@ class _Compiler:
                 ends = Token("word", low_text, token.column), Token("word", high_text, token.column + len(low_text) + 2)
                 low, high = (_loose(end) if field.kind == "any" else self.value(name, field, end) for end in ends)
                 if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
-                    raise self.error(f"a range needs numbers at both ends, not {token.text!r}", token)
+                    raise self.error(f"a range needs numbers at both ends, not '{token.text}'", token)
                 if low > high:
                     raise self.error(f"the range {token.text} is empty (its start is after its end)", token)
                 spans.append((low, high))
             elif field.kind == "any":
                 if token.kind == "op":
-                    raise self.error(f"expected a value for {name}, got {token.text!r}", token)
+                    raise self.error(f"expected a value for {name}, got '{token.text}'", token)
                 exact.append(_loose(token))
             else:
                 exact.append(self.value(name, field, token))
@@ -437,7 +438,7 @@ class _Compiler:
 
     def regex(self, token: Token) -> re.Pattern:
         if token.kind != "string":
-            raise self.error(f"matches needs a quoted regular expression, got {token.shown()!r}", token)
+            raise self.error(f"matches needs a quoted regular expression, got '{token.shown()}'", token)
         try:
             return re.compile(token.text, re.IGNORECASE | re.DOTALL)
         except re.error as exc:
@@ -446,7 +447,7 @@ class _Compiler:
     def value(self, name: str, field: Field, token: Token, *, contains: bool = False) -> object:
         kind, text = field.kind, token.text
         if token.kind == "op":
-            raise self.error(f"expected a value for {name}, got {text!r}", token)
+            raise self.error(f"expected a value for {name}, got '{text}'", token)
         if kind in ("int", "float"):
             if token.kind == "string":
                 raise self.error(f"{name} is a number; {token.shown()} is text", token)
@@ -456,14 +457,14 @@ class _Compiler:
                 return True
             if text in ("0", "false", "False", "FALSE"):
                 return False
-            raise self.error(f"{name} is true or false (1 or 0), not {token.shown()!r}", token)
+            raise self.error(f"{name} is true or false (1 or 0), not '{token.shown()}'", token)
         if kind == "enum":
             if contains:
                 return text
             if text not in field.values:
                 near = difflib.get_close_matches(text, sorted(field.values), n=1)
                 hint = f" (did you mean {near[0]}?)" if near else f" (one of: {', '.join(sorted(field.values))})"
-                raise self.error(f"{name} has no value {text!r}{hint}", token)
+                raise self.error(f"{name} has no value '{text}'{hint}", token)
             return text
         if kind == "str":
             return text
@@ -473,7 +474,7 @@ class _Compiler:
             data = _hex_bytes(text)
             if data is None:
                 raise self.error(f"{name} is a byte string: hex bytes like 5a:69:0f (or \"text\"), "
-                                 f"not {text!r}", token)
+                                 f"not '{text}'", token)
             return data
         if kind == "addr":
             try:
@@ -482,7 +483,7 @@ class _Compiler:
                 return ipaddress.ip_address(text)
             except ValueError:
                 raise self.error(f"{name} is an IP address: 10.0.0.1, ::1, or a network like 10.0.0.0/8, "
-                                 f"not {token.shown()!r}", token) from None
+                                 f"not '{token.shown()}'", token) from None
         raise AssertionError(kind)  # pragma: no cover
 
     def number(self, text: str, token: Token, *, floats: bool) -> int | float:
@@ -500,7 +501,7 @@ class _Compiler:
         except ValueError:
             pass
         what = "a number (decimal, 0x hex" + (", or with a fraction)" if floats else ")")
-        raise self.error(f"expected {what}, got {text!r}", token)
+        raise self.error(f"expected {what}, got '{text}'", token)
 
 
 _ARTICLE = {"int": "a number", "float": "a number", "addr": "an address", "bool": "true or false"}
@@ -510,7 +511,7 @@ def _unknown(name: str) -> str:
     known = sorted(set(FIELDS) | _TYPES)
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
     hint = f"; did you mean {near[0]}?" if near else "; see `btshark filters` for the fields"
-    return f"unknown field or message type {_cut(name)!r}{hint}"
+    return f"unknown field or message type '{_cut(name)}'{hint}"
 
 
 def _cut(text: str, width: int = 40) -> str:
@@ -659,7 +660,7 @@ def compile_filter(text: str, first_ts: Callable[[], float | None] | None = None
         extra = tokens[compiler.pos]
         if extra.kind == "op" and extra.text == ")":
             raise compiler.error("unexpected ')': no '(' is open", extra)
-        raise compiler.error(f"expected and, or or the end of the filter, got {extra.shown()!r}", extra)
+        raise compiler.error(f"expected and, or or the end of the filter, got '{extra.shown()}'", extra)
     namespace = {**_runtime(first_ts), **compiler.consts}
     source = "".join(compiler.helpers) + f"def keep(r):\n    s, side, frame, ts, e = r\n    return bool({body})\n"
     exec(compile(source, "<filter>", "exec"), namespace)  # noqa: S102 - source built from our own templates
@@ -680,7 +681,7 @@ def compile_columns(names: Sequence[str], first_ts: Callable[[], float | None] |
         if field is None and name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX):
             keys = tuple(name[len(EXT_PREFIX):].split("."))
             if "" in keys:
-                raise FilterError(f"{name!r} has an empty key")
+                raise FilterError(f"'{name}' has an empty key")
             const = f"_c{len(consts)}"
             consts[const] = keys
             field = Field("any", f"_ext(e, {const})", "")

@@ -177,6 +177,8 @@ class PeerWireParser:
             return out
         self._tag = tag
         if self._hunt is not None:
+            if self._hunt.why == AFTER_MSE:  # what is found now comes after a loss: a resync that says so
+                self._hunt.why = f"{AFTER_MSE}, and a hole"  # (the pipeline noted the hole while scanning)
             self._hunting(None, missing, out)
             return out
         if self._skip:
@@ -537,7 +539,7 @@ class PeerWireParser:
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} byte{'' if found == 1 else 's'}"
         what = "the handshake" if hunt.is_handshake(found) else "next message"
-        if what == "the handshake" and hunt.why == AFTER_MSE and not hunt.unknown and self.resyncs == 1:
+        if what == "the handshake" and hunt.why == AFTER_MSE:
             # Nothing lost: MSE's crypto_select chose plaintext, and the stream starts over here.
             out.append(ev.Finding("mse_plaintext", f"an MSE key exchange of {skipped}, then the handshake in "
                                                    "plaintext (crypto_select chose plaintext)"))

@@ -121,15 +121,16 @@ class Stats:
             session, pair = self.sessions[sid], self.sides[sid]
             start, end = session.start, session.end
             sides = {}
-            hosts = set()  # a session between two ports of one host counts once for it
+            hosts: set[str] = set()  # a session between two ports of one host counts once for it
             for label, side, stats in zip("ab", session.sides, pair):
                 sides[label] = {"addr": side.addr, **stats.as_dict(start, end)}
                 host = side.addr.rsplit(":", 1)[0]
                 talker = talkers.setdefault(host, {"addr": host, "payload_bytes": 0, "messages": 0, "sessions": 0})
                 talker["payload_bytes"] += stats.payload
                 talker["messages"] += sum(stats.messages.values())
-                talker["sessions"] += host not in hosts
-                hosts.add(host)
+                if host not in hosts:
+                    talker["sessions"] += 1
+                    hosts.add(host)
             sessions.append({"id": sid, "transport": session.transport, "a": session.sides[0].addr,
                              "b": session.sides[1].addr, "start": start, "end": end, "duration": end - start,
                              "sides": sides})

@@ -376,7 +376,7 @@ def test_pcapng_truncated_inside_block_header(tmp_path):
     assert [f[2] for f in frames] == [b"abc"]
     assert cf.warnings == [
         f"capture cut short: block at byte offset {len(good)} is truncated "
-        "(needed 12 bytes, 6 left); decoded the 1 frames before it"
+        "(needed 12 bytes, 6 left); decoded the 1 frame before it"
     ]
 
 
@@ -554,7 +554,7 @@ def test_any_truncation_yields_a_prefix_and_says_so(tmp_path, records, data, ng)
         assert cf.warnings == []
     else:
         assert len(cf.warnings) == 1 and cf.warnings[0].startswith("capture cut short: ")
-        assert cf.warnings[0].endswith(f"decoded the {whole} frames before it")
+        assert cf.warnings[0].endswith(f"decoded the {whole} frame{'s' * (whole != 1)} before it")
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -154,7 +154,7 @@ def test_block_length_up_to_max_block_is_read_past(tmp_path: Path, blen: int, da
         assert frames == [(1.0, 1, b"first")]
         assert cf.warnings == [
             f"capture damaged: block of type 0x6 with length {blen} at byte offset {len(good)}; "
-            "stopped there, decoded the 1 frames before it"
+            "stopped there, decoded the 1 frame before it"
         ]
     else:
         assert frames == [(1.0, 1, b"first"), (1.0, 1, b"")]
@@ -307,7 +307,7 @@ def test_undeclared_interface_warning(tmp_path: Path) -> None:
     assert frames == [(1.0, 1, b"abc")]
     assert cf.warnings == [
         f"capture damaged: packet block (frame 2) for undeclared interface 1 at byte offset {len(good)}; "
-        "stopped there, decoded the 1 frames before it"
+        "stopped there, decoded the 1 frame before it"
     ]
 
 

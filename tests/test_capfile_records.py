@@ -118,7 +118,7 @@ def test_a_record_of_max_block_bytes_is_skipped_not_damage(tmp_path: Path, incl:
         assert frames == [(1.0, 1, b"abc")]
         assert cf.warnings == [
             f"capture damaged: record 2 claims {incl} bytes at byte offset 43; "
-            "stopped there, decoded the 1 frames before it"
+            "stopped there, decoded the 1 frame before it"
         ]
     else:
         assert frames == [(1.0, 1, b"abc"), (2.0, 1, b"")]

@@ -90,7 +90,7 @@ def test_a_few_bytes_after_the_last_whole_block(tmp_path: Path, last: str) -> No
     assert frames == kept
     assert cf.warnings == [
         f"capture cut short: block at byte offset {len(good)} is truncated "
-        f"(needed 12 bytes, 5 left); decoded the {len(kept)} frames before it"
+        f"(needed 12 bytes, 5 left); decoded the {len(kept)} frame{'s' * (len(kept) != 1)} before it"
     ]
 
 
@@ -117,7 +117,7 @@ def test_a_truncated_last_block_is_named_by_its_kind(tmp_path: Path, kind: str, 
     assert frames == [(1.0, 1, b"abc")]
     assert cf.warnings == [
         f"capture cut short: {what} at byte offset {len(good)} is truncated "
-        f"(needed 100 bytes, {kept} left); decoded the 1 frames before it"
+        f"(needed 100 bytes, {kept} left); decoded the 1 frame before it"
     ]
 
 

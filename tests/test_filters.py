@@ -478,6 +478,8 @@ def test_an_error_quotes_the_filter_as_typed_in_one_printable_line():
     not printable (anywhere in the line: a bt.ext key may hold any character)."""
     exc = error('bt.ext.v matches "\\d+')
     assert str(exc).startswith("""column 19 of 'bt.ext.v matches "\\d+': unknown escape '\\d'""")
+    exc = error("tcp.port == \\")  # the reason quotes the token as typed too
+    assert str(exc) == "column 13 of 'tcp.port == \\': expected a number (decimal, 0x hex), got '\\'"
     exc = error("bt.ext.\x1bkey\u202e == ")
     assert str(exc).isprintable() and exc.reason.isprintable()
     assert "bt.ext.\\x1bkey\\u202e" in str(exc) and "\x1b" not in str(exc)

@@ -200,3 +200,29 @@ def test_a_prefix_is_not_pieced_together_across_a_hole(tmp_path: Path) -> None:
     records, session = decoded(tmp_path, conn.close())
     assert records == [] and session.info_hash is None
     assert session.encrypted
+
+
+def test_a_hole_while_hunting_past_the_key_exchange_is_a_loss_not_plaintext(tmp_path: Path) -> None:
+    """Found in review: a's handshake, a request and a piece header go into a hole while its
+    parser hunts past the key exchange, and the piece's payload happens to end in a handshake.
+    What the hunt finds after the hole is a resync that names it, not mse_plaintext, and the
+    checks stay off: b's piece answers a request the hole took, and must not read as
+    unrequested."""
+    payload = b"\x55" * 400 + HS_A
+    piece = wb.piece(7, 0, payload)
+    conn = mse_open()
+    conn.send(1, STEP4 + HS_B + wb.unchoke())  # 7
+    lost = HS_A + wb.request(0, 0, 16384) + piece[:13 + 100]
+    conn.seq[0] += len(lost)
+    conn.send(0, piece[13 + 100:])  # 8: after the hole
+    conn.send(1, wb.keepalive())  # 9: acknowledges a's bytes past the hole, so it was a loss
+    conn.send(1, wb.piece(0, 0, b"\x01" * 16384))
+    records, session = decoded(tmp_path, conn.close())
+    findings = [(r.side, r.event.kind, r.event.detail) for r in records if r.event.type == "finding"]
+    assert findings == [
+        (1, "mse_plaintext", found(165).detail),
+        (0, "resync", f"the handshake found after {194 + len(lost) + len(payload) - 13 - 100 + 13 - len(HS_A)} "
+                      "bytes (after an MSE key exchange, and a hole)"),
+    ]
+    assert not session.conformance.trusted
+

@@ -32,6 +32,7 @@ from conftest import (REPO, SAMPLE, TcpConversation, bt_extended, bt_handshake, 
 from inspector.capfile import CaptureFile
 from inspector.filters import FIELDS, FilterError, compile_filter
 from tui import make_app
+from tui.messages import LoadProgress
 from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.info import InfoScreen
@@ -684,3 +685,18 @@ async def test_ipv6_addresses_show_whole_in_the_sessions_table(tmp_path: Path) -
         table = app.screen.query_one(SessionsTable)
         drawn = "\n".join("".join(seg.text for seg in table.render_line(y)) for y in range(table.size.height))
         assert "[fe80::1]:40000" in drawn and "[abcd::2]:6881" in drawn, drawn
+
+
+@on_loop
+async def test_a_main_screen_mounted_after_the_batches_came_shows_them(three: Path) -> None:
+    """Batches that reach a main screen still mounting wait; its on_mount takes the app's
+    latest (CI once saw a batch arrive first). One mounted after loading ended shows it all."""
+    app = make_app(str(three))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        early = MainScreen()
+        early.on_load_progress(LoadProgress(app.progress))  # not mounted: left for on_mount
+        await app.push_screen(early)
+        await settle(pilot)
+        assert app.screen is early and shown(app) == printed(three)
+        assert not early.query_one("#loading").display

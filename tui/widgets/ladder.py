@@ -26,6 +26,7 @@ from textual.strip import Strip
 
 from inspector.output import safe_text
 from inspector.session import Session
+from inspector.words import plural
 
 from ..model.format import summary
 from ..model.index import FINDING, MessageIndex
@@ -311,10 +312,6 @@ class Ladder(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         self._cache.clear()
         super().notify_style_update()
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def fit(text: str, width: int, align: str = "<", fill: str = " ") -> str:

@@ -31,10 +31,11 @@ from textual.widgets import Static
 
 from inspector import events as ev
 from inspector.session import Session
+from inspector.words import plural
 
 from ..model.index import CODE, MessageIndex
 from .banner import peer_label
-from .ladder import fit, plural
+from .ladder import fit
 from .scan import SessionScan
 
 ANNOUNCED, REQUESTED, RECEIVED, COMPLETE, SERVED = 1, 2, 4, 8, 16
