@@ -14,6 +14,7 @@ from typing import TextIO
 from .output import safe_text
 from .pipeline import Record
 from .session import Session
+from .words import human_bytes, milliseconds
 
 TOP = 10  # talkers listed
 MAX_WAITING = 1 << 16  # requests awaiting their piece, per side; the oldest go unanswered past it
@@ -164,7 +165,7 @@ def write_stats(stats: Stats, sessions: list[Session], fmt: str, out: TextIO) ->
         lines.append("Findings: " + ", ".join(f"{n} {kind}" for kind, n in figures["findings"].items()))
     lines.append("Top talkers (payload sent):")
     for t in figures["top_talkers"]:
-        lines.append(f"    {t['addr']}  {_bytes(t['payload_bytes'])} in {t['sessions']} "
+        lines.append(f"    {t['addr']}  {human_bytes(t['payload_bytes'])} in {t['sessions']} "
                      f"session{'s' * (t['sessions'] != 1)}, {t['messages']} messages")
     out.write("".join(line + "\n" for line in lines))
 
@@ -172,12 +173,12 @@ def write_stats(stats: Stats, sessions: list[Session], fmt: str, out: TextIO) ->
 def _side_line(label: str, side: dict) -> str:
     counts = sorted(side["messages"].items(), key=lambda kv: (-kv[1], kv[0]))
     kinds = ", ".join(f"{kind} {n}" for kind, n in counts) or "nothing"
-    rate = f", {_bytes(side['payload_rate'])}/s" if side["payload_rate"] else ""
+    rate = f", {human_bytes(side['payload_rate'])}/s" if side["payload_rate"] else ""
     line = (f"    {label} {safe_text(side['addr'])}: {side['message_total']} messages ({kinds}); "
-            f"{_bytes(side['payload_bytes'])} payload{rate}")
+            f"{human_bytes(side['payload_bytes'])} payload{rate}")
     latency = side["latency"]
     if latency["answered"]:
-        line += (f"; request→piece median {_ms(latency['median'])}, p95 {_ms(latency['p95'])} "
+        line += (f"; request→piece median {milliseconds(latency['median'])}, p95 {milliseconds(latency['p95'])} "
                  f"({latency['answered']} of {latency['requests']} requests answered)")
     choke = side["choke"]
     if choke["unchokes"] or choke["chokes"]:
@@ -185,14 +186,3 @@ def _side_line(label: str, side: dict) -> str:
                  f"{choke['unchoked_seconds']:.3f} s in all")
     return line
 
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f} ms"
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"  # pragma: no cover

@@ -218,11 +218,12 @@ def test_the_text_form_worked_by_hand():
 
 @pytest.mark.parametrize("n, shown", [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"),
                                       (1024 ** 2 - 1, "1024.0 KiB"), (1024 ** 2, "1.0 MiB"),
-                                      (5 * 1024 ** 3, "5.0 GiB"), (3 * 1024 ** 4, "3072.0 GiB")])
+                                      (5 * 1024 ** 3, "5.0 GiB"), (3 * 1024 ** 4, "3.0 TiB"),
+                                      (5 * 1024 ** 5, "5120.0 TiB")])
 def test_sizes_are_shown_in_binary_units(n, shown):
-    from inspector.stats import _bytes
+    from inspector.words import human_bytes
 
-    assert _bytes(n) == shown
+    assert human_bytes(n) == shown
 
 
 def test_a_host_with_both_ends_of_a_session_counts_it_once():

@@ -20,6 +20,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from inspector.session import Session
+from inspector.words import human_bytes
 
 from ..model.index import CODE, MessageIndex
 from .banner import peer_label
@@ -27,7 +28,6 @@ from .scan import SessionScan
 
 _PIECE = CODE["piece"]
 MIN_LABEL_GAP = 12  # cells between time labels, at least
-UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 class RateFold:
@@ -65,15 +65,6 @@ def zero_based(rates: list[float]) -> list[float]:
     where its ``max`` summary drops it.
     """
     return [*rates, 0.0]
-
-
-def human(n: float) -> str:
-    """``1.0 MiB``: bytes in binary units."""
-    unit = 0
-    while n >= 1024 and unit < len(UNITS) - 1:
-        n /= 1024
-        unit += 1
-    return f"{n:.1f} {UNITS[unit]}" if unit else f"{n:.0f} B"
 
 
 def seconds(s: float) -> str:
@@ -168,8 +159,9 @@ class Throughput(Vertical):
             self.query_one(f"#rate-{name}", Sparkline).data = zero_based(rates)
             me, them = peer_label(self.session, side), peer_label(self.session, 1 - side)
             label = Text(f"{name} → {'ba'[side]}  ", style="bold")
-            label.append(f"{me} to {them}:  {self.totals[side]:,} bytes ({human(self.totals[side])}), "
-                         f"peak {human(self.peaks[side])}/s, mean {human(self.totals[side] / (end - start))}/s")
+            total = self.totals[side]
+            label.append(f"{me} to {them}:  {total:,} bytes ({human_bytes(total)}), "
+                         f"peak {human_bytes(self.peaks[side])}/s, mean {human_bytes(total / (end - start))}/s")
             self.query_one(f"#rate-label-{name}", Static).update(label)
         ticks, labels = axis(end - start, width)
         self.query_one("#rate-axis", Static).update(Text(f"{ticks}\n{labels}"))
