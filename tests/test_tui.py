@@ -700,3 +700,56 @@ async def test_a_main_screen_mounted_after_the_batches_came_shows_them(three: Pa
         await settle(pilot)
         assert app.screen is early and shown(app) == printed(three)
         assert not early.query_one("#loading").display
+
+
+def stats_rows(app) -> list[tuple]:
+    """(session, side, messages, payload text, requests, answered, unchokes, chokes) of the table."""
+    table = app.screen.query_one("#stats", DataTable)
+    rows = [table.get_row_at(i) for i in range(table.row_count)]
+    return [(r[0], r[1], r[3], r[4], r[6], r[7], r[10], r[11]) for r in rows]
+
+
+def stats_json(*args: object) -> list[tuple]:
+    """The same figures, from ``btshark read --stats -T json`` (sides with messages)."""
+    from inspector.words import human_bytes
+
+    run = cli("read", *args, "--stats", "-T", "json")
+    assert run.returncode == 0, run.stderr
+    return [(s["id"], label, x["message_total"], human_bytes(x["payload_bytes"]), x["latency"]["requests"],
+             x["latency"]["answered"], x["choke"]["unchokes"], x["choke"]["chokes"])
+            for s in json.loads(run.stdout)["sessions"] for label, x in s["sides"].items()
+            if s["sides"]["a"]["message_total"] or s["sides"]["b"]["message_total"]]
+
+
+@on_loop
+async def test_the_statistics_view_counts_what_read_stats_counts(three: Path) -> None:
+    """c opens the statistics: a row per session and side with read --stats's figures, over the
+    messages the filter keeps (as -Y narrows --stats); Enter jumps to the session's first message."""
+    from tui.screens.stats import StatsScreen
+
+    app = make_app(str(three))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        want = stats_json(three)
+        assert stats_rows(app) == want and len(want) == 6
+        assert "All messages" in str(app.screen.query_one("#stats-scope").render())
+        await pilot.press("escape")
+        await settle(pilot)
+
+        await type_filter(pilot, "side == b || bt.finding")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        narrowed = stats_json(three, "-Y", "side == b || bt.finding")
+        assert stats_rows(app) == narrowed and narrowed != want
+        assert "side == b || bt.finding" in str(app.screen.query_one("#stats-scope").render())
+        assert "Findings: 1 malformed" in str(app.screen.query_one("#stats-totals").render())
+
+        await pilot.press("down", "down", "enter")  # the third row: session 2, side a
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert selected(app) == (app.index.frame[app.index.by_session[2][0]], 2, "handshake")

@@ -41,6 +41,8 @@ VIEWS = {  # key: (screen module, class, title, description)
     "p": ("piecemap", "PieceMapScreen", "Piece map", "The selected session's pieces: announced, requested, received"),
     "t": ("throughput", "ThroughputScreen", "Throughput", "Payload bytes per second in each direction"),
     "e": ("findings", "FindingsScreen", "Findings", "Every finding of the capture; Enter jumps to it"),
+    "c": ("stats", "StatsScreen", "Statistics", "Per session and side: messages, payload rate, request→piece "
+                                                "wait, chokes (read --stats), over the filter's messages"),
     "i": ("info", "InfoScreen", "Capture info", "File, format, link types, frames, duration, warnings"),
 }
 LIVE_BATCH = 0.1  # seconds between batches of a live capture shown

@@ -19,6 +19,7 @@ TEXT = """\
 | `p` | piece map of the selected session |
 | `t` | throughput of the selected session |
 | `e` | findings; Enter jumps to the message |
+| `c` | statistics per session and side (as `read --stats`), over what the filter keeps; Enter jumps to the session |
 | `i` | capture info |
 | Esc | stop reading the capture; close a view |
 | Ctrl+P | command palette |

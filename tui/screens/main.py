@@ -182,6 +182,10 @@ class MainScreen(Screen):
         rows = array("I", (r for r in base if r < upto and keep_fn(record(r))))
         self.app.call_from_thread(self._filtered, rows, keep, upto)
 
+    def display_filter(self):  # -> inspector.filters.Predicate | None
+        """The filter applied now, compiled (None: none), for views that count what it keeps."""
+        return self._compiled(self.expression) if self.expression else None
+
     def _compiled(self, expression: str):  # -> inspector.filters.Predicate
         """The filter, compiled once per expression (live batches reuse it)."""
         cached = self._compiled_filter
