@@ -63,8 +63,8 @@ class StatsScreen(Screen):
     @work(thread=True, group="stats")
     def _gather(self) -> None:
         with self._lock:
-            ix, keep, tally = self.app.index, self.keep, self.tally
-            end = len(ix)
+            ix, keep, tally, progress = self.app.index, self.keep, self.tally, self.app.progress
+            end = progress.rows if progress is not None else 0  # rows the loader finished (len may be mid-append)
             for row in range(self.counted, end):
                 record = ix.record(row)
                 if keep is None or keep(record):
