@@ -32,8 +32,8 @@ class FindingsScreen(Screen):
 
     def on_load_progress(self, message) -> None:
         table = self.query_one(DataTable)
-        ix = self.app.index
-        end = len(ix)
+        ix, progress = self.app.index, self.app.progress
+        end = progress.rows if progress is not None else 0  # rows the loader finished (len may be mid-append)
         for row in range(self._rows, end):
             if ix.kind[row] == FINDING:
                 e = ix.event(row)

@@ -231,7 +231,7 @@ class MainScreen(Screen):
         ix = self.app.index
         out = []
         r = row + 1
-        while r < len(ix) and ix.kind[r] == FINDING and ix.frame[r] == ix.frame[row]:
+        while r < self._rows and ix.kind[r] == FINDING and ix.frame[r] == ix.frame[row]:
             if ix.session[r] == ix.session[row] and ix.side[r] == ix.side[row]:
                 out.append(ix.event(r))
             r += 1
@@ -257,7 +257,7 @@ class MainScreen(Screen):
         self.session = None
         self.expression = ""
         self.query_one(FilterBar).value = ""
-        self.query_one(MessagesView).show(range(len(self.app.index)), self.app.first_ts, keep_row=message.row)
+        self.query_one(MessagesView).show(range(self._rows), self.app.first_ts, keep_row=message.row)
         self.query_one(MessagesView).focus()
 
     # -- focus -----------------------------------------------------------------------------
