@@ -116,6 +116,7 @@ def test_stats_match_the_messages(capture: Path):
     records = read_jsonl(capture)
     sessions = json.loads(btshark_ok("read", capture, "--sessions", "-T", "json").stdout)
     assert check(stats, records, sessions) >= 1 or not [r for r in records if r["type"] != "finding"]
+    assert stats["findings"] == dict(Counter(r["kind"] for r in records if r["type"] == "finding"))
     assert [s["id"] for s in stats["sessions"]] == sorted(s["id"] for s in sessions)  # every one, even silent
     answered = sum(s["sides"][x]["latency"]["answered"] for s in stats["sessions"] for x in "ab")
     pieces = sum(1 for r in records if r["type"] == "piece")
@@ -164,11 +165,14 @@ def test_a_choke_without_fast_starts_the_wait_again():
     from inspector.session import Session
     from inspector.stats import Stats
 
-    for reserved, wait in ((bytes(8), 0.5), (bytes.fromhex("0000000000000004"), 10.5)):
+    fast, dht = bytes.fromhex("0000000000000004"), bytes.fromhex("0000000000000001")
+    # Fast on both sides keeps the request; on one side only, or a DHT bit next to it, does not.
+    for reserved_a, reserved_b, wait in ((bytes(8), bytes(8), 0.5), (fast, fast, 10.5), (fast, bytes(8), 0.5),
+                                         (bytes(8), fast, 0.5), (dht, dht, 0.5)):
         session = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0)
         tally = Stats()
-        for side, ts, event in ((0, 0.0, ev.Handshake(reserved, bytes(20), bytes(20))),
-                                (1, 0.0, ev.Handshake(reserved, bytes(20), bytes(20))),
+        for side, ts, event in ((0, 0.0, ev.Handshake(reserved_a, bytes(20), bytes(20))),
+                                (1, 0.0, ev.Handshake(reserved_b, bytes(20), bytes(20))),
                                 (0, 0.0, ev.Request(0, 0, 16384)), (1, 1.0, ev.Choke()), (1, 10.0, ev.Unchoke()),
                                 (0, 10.0, ev.Request(0, 0, 16384)), (1, 10.5, ev.Piece(0, 0, 16384))):
             tally.add(Record(session, side, 1, ts, event))
@@ -200,7 +204,7 @@ def test_the_text_form_worked_by_hand():
                             (1, 0.0, ev.Handshake(bytes(8), bytes(20), bytes(20))), (1, 1.0, ev.Unchoke()),
                             (0, 2.0, ev.Request(0, 0, 16384)), (0, 2.0, ev.Request(0, 16384, 16384)),
                             (1, 2.0015, ev.Piece(0, 0, 16384)), (1, 2.5, ev.Piece(0, 16384, 16384)),
-                            (1, 3.0, ev.Choke()), (1, 4.0, ev.Unchoke())):
+                            (1, 3.0, ev.Choke()), (1, 4.0, ev.Unchoke()), (1, 4.0, ev.Finding("hole", "lost"))):
         tally.add(Record(session, side, 1, ts, event))
     out = io.StringIO()
     write_stats(tally, [session], "text", out)
@@ -210,6 +214,7 @@ def test_the_text_form_worked_by_hand():
         "p95 500.000 ms (2 of 2 requests answered)",
         "    b 10.0.0.2:2: 6 messages (piece 2, unchoke 2, choke 1, handshake 1); 32.0 KiB payload, 8.0 KiB/s; "
         "unchoked the other 2× (choked 1×), 10.000 s in all",
+        "Findings: 1 hole",
         "Top talkers (payload sent):",
         "    10.0.0.2  32.0 KiB in 1 session, 6 messages",
         "    10.0.0.1  0 B in 1 session, 3 messages",
@@ -233,3 +238,72 @@ def test_a_host_with_both_ends_of_a_session_counts_it_once():
     hosts = {s["sides"][x]["addr"].rsplit(":", 1)[0] for s in stats["sessions"] for x in "ab"}
     assert hosts == {"127.0.0.1"}
     assert stats["top_talkers"][0]["sessions"] == len(stats["sessions"])
+
+
+def tallied(events, a: str = "10.0.0.1:1", b: str = "10.0.0.2:2") -> dict:
+    """``Stats`` over (side, ts, event) of one session that starts at 0 and ends at 12."""
+    from inspector.pipeline import Record
+    from inspector.session import Session
+    from inspector.stats import Stats
+
+    session = Session(1, "tcp", a, b, opener_known=True, encrypted=False, start=0.0)
+    session.end = 12.0
+    tally = Stats()
+    for side, ts, event in events:
+        tally.add(Record(session, side, 1, ts, event))
+    return tally.as_dict()
+
+
+def test_a_cancel_or_a_reject_ends_the_wait():
+    """A piece for a block whose request was cancelled (by the asker) or rejected (by the other
+    side) answers nothing; one still asked for does."""
+    from inspector import events as ev
+
+    for gone in ((0, 1.0, ev.Cancel(0, 0, 16384)), (1, 1.0, ev.Reject(0, 0, 16384))):
+        figures = tallied([(0, 0.0, ev.Request(0, 0, 16384)), (0, 0.0, ev.Request(1, 0, 16384)), gone,
+                           (1, 2.0, ev.Piece(0, 0, 16384)), (1, 3.0, ev.Piece(1, 0, 16384))])
+        latency = figures["sessions"][0]["sides"]["a"]["latency"]
+        assert (latency["requests"], latency["answered"], latency["median"]) == (2, 1, 3.0), gone
+
+
+def test_the_oldest_waiting_request_is_let_go_past_the_bound(monkeypatch):
+    """At most MAX_WAITING requests wait per side: one more lets the oldest go, so its piece
+    answers nothing, while the next oldest is still waited for."""
+    from inspector import events as ev
+    from inspector import stats
+
+    monkeypatch.setattr(stats, "MAX_WAITING", 4)
+    requests = [(0, float(i), ev.Request(i, 0, 16384)) for i in range(5)]
+    figures = tallied(requests + [(1, 10.0, ev.Piece(0, 0, 16384)), (1, 10.0, ev.Piece(1, 0, 16384))])
+    latency = figures["sessions"][0]["sides"]["a"]["latency"]
+    assert (latency["requests"], latency["answered"], latency["median"]) == (5, 1, 9.0)
+    figures = tallied(requests[:4] + [(1, 10.0, ev.Piece(0, 0, 16384))])  # at the bound, none let go
+    assert figures["sessions"][0]["sides"]["a"]["latency"]["answered"] == 1
+
+
+def test_an_unchoke_while_unchoked_keeps_the_period_s_start():
+    from inspector import events as ev
+
+    figures = tallied([(1, 1.0, ev.Unchoke()), (1, 2.0, ev.Unchoke()), (1, 3.0, ev.Choke()), (1, 5.0, ev.Unchoke())])
+    choke = figures["sessions"][0]["sides"]["b"]["choke"]
+    assert (choke["unchokes"], choke["chokes"], choke["unchoked"]) == (3, 1, [[1.0, 3.0], [5.0, None]])
+    assert choke["unchoked_seconds"] == 2.0 + 7.0  # the open period runs to the session's end
+
+
+def test_ipv6_talkers_are_named_by_their_address_whole():
+    from inspector import events as ev
+
+    figures = tallied([(0, 0.0, ev.Interested()), (1, 1.0, ev.Piece(0, 0, 100))],
+                      a="[fe80::1]:40000", b="[2001:db8::2]:6881")
+    assert [(t["addr"], t["payload_bytes"], t["messages"]) for t in figures["top_talkers"]] == [
+        ("[2001:db8::2]", 100, 1), ("[fe80::1]", 0, 1)]
+
+
+def test_json_is_indented_and_jsonl_compact():
+    """As the other outputs: -T json indented by two, -T jsonl one compact object a line."""
+    capture = SWARMS[0]
+    text = btshark_ok("read", capture, "--stats", "-T", "json").stdout
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    lines = btshark_ok("read", capture, "--stats", "-T", "jsonl").stdout.splitlines()
+    assert lines and all(line == json.dumps(json.loads(line), separators=(",", ":")) for line in lines)
+    assert json.loads(lines[-2])["talkers"] == json.loads(text)["top_talkers"]
