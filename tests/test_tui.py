@@ -32,6 +32,7 @@ from conftest import (REPO, SAMPLE, TcpConversation, bt_extended, bt_handshake, 
 from inspector.capfile import CaptureFile
 from inspector.filters import FIELDS, FilterError, compile_filter
 from tui import make_app
+from tui.app import VIEWS
 from tui.messages import LoadProgress
 from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen
@@ -604,6 +605,7 @@ def test_findings_and_info_snapshots(snap_compare, three, monkeypatch, key) -> N
 SCROLL = """
 import asyncio, json, resource, sys, time
 from tui import make_app
+from tui.app import VIEWS
 from tui.widgets.messages import MessagesView
 
 async def main():
@@ -753,3 +755,29 @@ async def test_the_statistics_view_counts_what_read_stats_counts(three: Path) ->
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
         assert selected(app) == (app.index.frame[app.index.by_session[2][0]], 2, "handshake")
+
+
+@pytest.mark.parametrize("key", sorted(VIEWS))
+@on_loop
+async def test_a_view_given_a_batch_before_it_mounts_shows_the_capture_once_it_does(three: Path, key: str) -> None:
+    """The app hands each batch to every screen on the stack, a view still mounting included
+    (a batch can come between push_screen and its mount while a capture loads): it waits for
+    its mount, which reads the index as it is then."""
+    import importlib
+
+    app = make_app(str(three))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        module, cls, _, _ = VIEWS[key]
+        view = getattr(importlib.import_module(f"tui.screens.{module}"), cls)(1)
+        view.on_load_progress(LoadProgress(app.progress))  # not mounted yet: nothing to draw on
+        await app.push_screen(view)
+        await settle(pilot)
+        assert app.screen is view
+        view.on_load_progress(LoadProgress(app.progress))  # mounted: taken
+        await settle(pilot)
+        if key == "e":  # each finding listed once: the early batch was not counted twice
+            findings = [row for row in printed(three) if row[2] == "finding"]
+            assert view.query_one(DataTable).row_count == len(findings) > 0
+        else:
+            assert len(view.query("*")) > 2

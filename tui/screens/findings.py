@@ -18,6 +18,8 @@ class FindingsScreen(Screen):
 
     def __init__(self, session: int | None = None) -> None:
         super().__init__()
+        self._rows = 0  # index rows listed so far
+        self._ready = False  # on_mount has begun: batches before it are taken then
 
     def compose(self) -> ComposeResult:
         yield DataTable(cursor_type="row", zebra_stripes=True, id="findings")
@@ -27,10 +29,12 @@ class FindingsScreen(Screen):
         table = self.query_one(DataTable)
         for name in ("frame", "session", "side", "severity", "kind", "detail"):
             table.add_column(name, key=name)
-        self._rows = 0
+        self._ready = True
         self.on_load_progress(None)
 
     def on_load_progress(self, message) -> None:
+        if not self._ready:
+            return
         table = self.query_one(DataTable)
         ix, progress = self.app.index, self.app.progress
         end = progress.rows if progress is not None else 0  # rows the loader finished (len may be mid-append)

@@ -24,16 +24,19 @@ class InfoScreen(Screen):
 
     def __init__(self, session: int | None = None) -> None:
         super().__init__()
+        self._ready = False  # on_mount has begun: batches before it are shown then
 
     def compose(self) -> ComposeResult:
         yield Static(id="info-text")
         yield Footer()
 
     def on_mount(self) -> None:
+        self._ready = True
         self.refresh_info()
 
     def on_load_progress(self, message) -> None:
-        self.refresh_info()
+        if self._ready:
+            self.refresh_info()
 
     def refresh_info(self) -> None:
         app = self.app

@@ -28,7 +28,8 @@ class LadderScreen(Screen):
         return Ladder(self.app.index, session, id="ladder")
 
     def on_load_progress(self, message: LoadProgress) -> None:
-        self.query_one(SessionPane).loaded()
+        for pane in self.query(SessionPane):  # none yet while mounting: the pane's on_mount reads the index
+            pane.loaded()
 
     def on_ladder_chosen(self, message: Ladder.Chosen) -> None:
         self.app.pop_screen()

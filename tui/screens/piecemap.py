@@ -28,4 +28,5 @@ class PieceMapScreen(Screen):
         return PieceMap(self.app.index, session, id="piece-map")
 
     def on_load_progress(self, message: LoadProgress) -> None:
-        self.query_one(SessionPane).loaded()
+        for pane in self.query(SessionPane):  # none yet while mounting: the pane's on_mount reads the index
+            pane.loaded()
