@@ -25,19 +25,19 @@ class SideStats:
     messages: dict[str, int] = field(default_factory=dict)
     payload: int = 0
     first: float | None = None
-    last: float | None = None
+    last: float = 0.0  # its latest message (set with first)
     waiting: dict[tuple[int, int, int], float] = field(default_factory=dict)  # its requests, by block
     requests: int = 0
     latencies: list[float] = field(default_factory=list)  # request to piece, seconds
     chokes: int = 0
     unchokes: int = 0
     unchoked_since: float | None = None  # it lets the other side download since then
-    unchoked: list[tuple[float, float | None]] = field(default_factory=list)
+    unchoked: list[tuple[float, float]] = field(default_factory=list)  # periods a choke ended
     fast: bool = False  # its handshake set the Fast bit (BEP 6)
 
     def as_dict(self, start: float, end: float) -> dict:
-        span = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
-        periods = [(a - start, None if b is None else b - start) for a, b in self.unchoked]
+        span = self.last - self.first if self.first is not None else 0.0  # (set together)
+        periods: list[tuple[float, float | None]] = [(a - start, b - start) for a, b in self.unchoked]
         if self.unchoked_since is not None:
             periods.append((self.unchoked_since - start, None))
         open_for = sum((end - start if b is None else b) - a for a, b in periods)

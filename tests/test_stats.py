@@ -79,7 +79,7 @@ def check(stats: dict, records: list[dict], sessions: list[dict]) -> int:
             got = session["sides"][label]
             figures = want.get((session["id"], got["addr"]))
             if figures is None:
-                assert got["message_total"] == 0 and got["messages"] == {}
+                assert got["message_total"] == 0 and got["messages"] == {} and got["payload_rate"] is None
                 continue
             compared += 1
             assert got["messages"] == dict(figures["messages"])
@@ -199,25 +199,31 @@ def test_the_text_form_worked_by_hand():
 
     session = Session(1, "tcp", "10.0.0.1:1", "10.0.0.2:2", opener_known=True, encrypted=False, start=0.0)
     session.end = 12.0
+    silent = Session(2, "tcp", "10.0.0.1:3", "10.0.0.2:4", opener_known=True, encrypted=False, start=12.5)
+    silent.end = 13.0  # no record reached it: listed with nothing
     tally = Stats()
     for side, ts, event in ((0, 0.0, ev.Handshake(bytes(8), bytes(20), bytes(20))),
                             (1, 0.0, ev.Handshake(bytes(8), bytes(20), bytes(20))), (1, 1.0, ev.Unchoke()),
                             (0, 2.0, ev.Request(0, 0, 16384)), (0, 2.0, ev.Request(0, 16384, 16384)),
                             (1, 2.0015, ev.Piece(0, 0, 16384)), (1, 2.5, ev.Piece(0, 16384, 16384)),
-                            (1, 3.0, ev.Choke()), (1, 4.0, ev.Unchoke()), (1, 4.0, ev.Finding("hole", "lost"))):
+                            (1, 3.0, ev.Choke()), (1, 4.0, ev.Unchoke()), (1, 4.0, ev.Finding("hole", "lost")),
+                            (0, 5.0, ev.Unchoke()), (0, 5.0, ev.Finding("resync", "found"))):
         tally.add(Record(session, side, 1, ts, event))
     out = io.StringIO()
-    write_stats(tally, [session], "text", out)
+    write_stats(tally, [session, silent], "text", out)
     assert out.getvalue().splitlines() == [
         "#1 tcp 10.0.0.1:1 → 10.0.0.2:2  12.000 s",
-        "    a 10.0.0.1:1: 3 messages (request 2, handshake 1); 0 B payload; request→piece median 1.500 ms, "
-        "p95 500.000 ms (2 of 2 requests answered)",
+        "    a 10.0.0.1:1: 4 messages (request 2, handshake 1, unchoke 1); 0 B payload; request→piece median "
+        "1.500 ms, p95 500.000 ms (2 of 2 requests answered); unchoked the other 1× (choked 0×), 7.000 s in all",
         "    b 10.0.0.2:2: 6 messages (piece 2, unchoke 2, choke 1, handshake 1); 32.0 KiB payload, 8.0 KiB/s; "
         "unchoked the other 2× (choked 1×), 10.000 s in all",
-        "Findings: 1 hole",
+        "#2 tcp 10.0.0.1:3 → 10.0.0.2:4  0.500 s",
+        "    a 10.0.0.1:3: 0 messages (nothing); 0 B payload",
+        "    b 10.0.0.2:4: 0 messages (nothing); 0 B payload",
+        "Findings: 1 hole, 1 resync",
         "Top talkers (payload sent):",
-        "    10.0.0.2  32.0 KiB in 1 session, 6 messages",
-        "    10.0.0.1  0 B in 1 session, 3 messages",
+        "    10.0.0.2  32.0 KiB in 2 sessions, 6 messages",
+        "    10.0.0.1  0 B in 2 sessions, 4 messages",
     ]
 
 
@@ -297,6 +303,8 @@ def test_ipv6_talkers_are_named_by_their_address_whole():
                       a="[fe80::1]:40000", b="[2001:db8::2]:6881")
     assert [(t["addr"], t["payload_bytes"], t["messages"]) for t in figures["top_talkers"]] == [
         ("[2001:db8::2]", 100, 1), ("[fe80::1]", 0, 1)]
+    figures = tallied([(0, 0.0, ev.Interested()), (1, 1.0, ev.Unchoke()), (1, 2.0, ev.Have(1))])
+    assert [t["addr"] for t in figures["top_talkers"]] == ["10.0.0.2", "10.0.0.1"]  # no payload: more messages first
 
 
 def test_json_is_indented_and_jsonl_compact():
