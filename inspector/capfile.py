@@ -80,6 +80,8 @@ class _Rewound:
         if self.head:
             if size < 0 or size >= len(self.head):
                 data, self.head = self.head, b""
+                if size < 0:
+                    return data + self.stream.read()  # all of it
                 return data + (self.stream.read(size - len(data)) if size > len(data) else b"")
             data, self.head = self.head[:size], self.head[size:]
             return data

@@ -443,3 +443,12 @@ def test_rewound_read_across_the_end_of_the_head() -> None:
     assert r.read(2) == DATA[:2]
     assert r.read(10) == DATA[2:12] and r.tell() == 12
     assert r.read(3) == DATA[12:15] and r.tell() == 15
+
+
+def test_rewound_read_of_everything_gives_the_head_and_the_whole_rest() -> None:
+    """read() and read(-1), as a file's: all that is left (it gave the head alone)."""
+    for size in (-1, None):
+        r = rewound(DATA, 8)
+        assert (r.read() if size is None else r.read(size)) == DATA and r.read(1) == b""
+    r = rewound(DATA, 8)
+    assert r.read(3) == DATA[:3] and r.read(-1) == DATA[3:]
