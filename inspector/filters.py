@@ -38,7 +38,9 @@ _OP_LIST = "==, !=, <, <=, >, >=, contains, matches or in"
 
 
 class FilterError(ValueError):
-    """The filter expression is not valid: one line for the user, pointing at ``column`` (1-based)."""
+    """The filter expression is not valid: one line for the user, pointing at ``column`` (1-based).
+
+    Its text is always printable (``_printable``): the CLI shows it as it is, unescaped."""
 
     def __init__(self, message: str, column: int | None = None, text: str = "") -> None:
         where = f"column {column} of {_excerpt(text, column)}: " if column is not None and text else ""
