@@ -167,10 +167,9 @@ def _tokenize(text: str) -> list[Token]:
             tokens.append(Token("string", value, pos + 1, text[pos:after]))
             pos = after
             continue
+        # One of the two matches: every character but space and '"' starts an operator or a word.
         match = _OP_TOKEN.match(text, pos) or _WORD.match(text, pos)
-        if match is None:  # pragma: no cover - every character starts an operator, a word or a string
-            raise FilterError(f"cannot read '{text[pos]}'", pos + 1)
-        piece = match.group()
+        piece = match.group()  # type: ignore[union-attr]
         kind = "op" if match.re is _OP_TOKEN else "word"
         tokens.append(Token(kind, piece, pos + 1))
         pos = match.end()

@@ -21,7 +21,7 @@ function's mutants tend to die alike.
 
 Usage, from the repository root::
 
-    python3 tests/mutation/prescreen.py pipeline [--jobs 2] [--timeout 60] [--again] -- tests/test_pipeline*.py [-k EXPR]
+    python3 tests/mutation/prescreen.py pipeline [--jobs 2] [--timeout 60] [--again] [--last TEXT] -- tests/test_pipeline*.py [-k EXPR]
 
 (what follows ``--`` goes to pytest: test files, and ``-k`` to leave out slow tests)
 
@@ -169,6 +169,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--again", action="store_true",
                         help="after new tests: screen again what it did not kill, and mutmut's survivors")
+    parser.add_argument("--last", action="append", default=[], metavar="TEXT",
+                        help="screen the mutants whose name holds TEXT after the others (repeatable): "
+                             "e.g. a table of help texts, whose survivors each run every test")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = run.MUTANTS / f"prescreen-{args.module}.txt"
@@ -177,6 +180,7 @@ def main() -> int:
 
         last = run.prescreen_verdicts(args.module)
         names = pending(args.module, args.again, last)
+        names.sort(key=lambda name: any(text in name for text in args.last))  # stable: file order otherwise
         plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
     if not (run.MUTANTS / "inspector" / f"{args.module}.py.meta").exists():
