@@ -861,3 +861,36 @@ def test_numbers_that_are_not_numbers_or_too_long_are_refused(text, column, says
     with pytest.raises(FilterError) as info:
         compile_filter(text)
     assert info.value.column == column and says in info.value.reason
+
+
+def test_where_a_long_filter_is_cut_for_its_error():
+    """Up to 60 characters a filter is quoted whole; past that, 30 either side of the error,
+    with '…' only on a side that was cut."""
+    whole = "bt.index == 1 && " + "x" * 43  # 60 characters, the error at the first x
+    assert len(whole) == 60 and str(error(whole)).startswith(f"column 18 of '{whole}': ")
+    longer = whole + "y"  # 61: cut, 30 before column 18 reaches the start, so no '…' there
+    assert str(error(longer)).startswith(f"column 18 of '{longer[:47]}'…: ")
+    tail = "bt.index == 1 && " * 4 + "bt.index =< 3"  # the error at the end: cut before only
+    exc = error(tail)
+    assert str(exc).startswith(f"column {exc.column} of …'{tail[exc.column - 31:]}': ")
+
+
+def test_an_error_s_text_escapes_what_is_not_printable_and_leaves_backslashes():
+    assert str(FilterError("a \\ b\tc\x1b")) == "a \\ b\\tc\\x1b"
+    assert FilterError("a \\ b\tc\x1b", 3).reason == "a \\ b\\tc\\x1b"
+
+
+def test_string_escapes_in_hex_take_either_case():
+    check('bt.ext.v == "uTorrent\\x203.5"', {"ext_hs"})
+    check('bt.ext.v == "uTorrent\\x20\\x33.5"', {"ext_hs"})
+    check('bt.ext.v contains "\\x54orrent"', {"ext_hs"})  # T
+    check('bt.ext.v contains "\\x54\\x6F"', {"ext_hs"})  # "To", an upper-case hex digit
+    check('bt.ext.v contains "\\x54\\x6f"', {"ext_hs"})
+
+
+def test_a_quoted_word_is_a_value_never_an_operator():
+    """"or", "and" or ")" in quotes is text: after a term it is no operator."""
+    for quoted in ('"or"', '"and"', '"&&"', '")"'):
+        exc = error(f"piece {quoted} have")
+        assert exc.column == 7 and exc.reason == f"expected and, or or the end of the filter, got '{quoted}'", exc
+    assert error('bt.client == "abc').reason == "a string is not closed (missing '\"')"
