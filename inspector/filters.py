@@ -72,7 +72,7 @@ class Field:
 
     kind: str  # int, float, str, enum, bytes, addr, bool, any
     code: str
-    help: str
+    help: str = ""  # for `btshark filters` and the TUI's help (a bt.ext.<key> field has none)
     multi: bool = False
     values: frozenset[str] = frozenset()  # an enum's names
 
@@ -304,7 +304,7 @@ class _Compiler:
             keys = tuple(name[len(EXT_PREFIX):].split("."))
             if "" in keys:
                 raise self.error(f"'{name}' has an empty key", token)
-            field = Field("any", f"_ext(e, {self.const(keys)})", "")
+            field = Field("any", f"_ext(e, {self.const(keys)})")
         self.fields.add("bt.type" if name == "type" else name)
         return self.test(name, field)
 
@@ -685,7 +685,7 @@ def compile_columns(names: Sequence[str], first_ts: Callable[[], float | None] |
                 raise FilterError(f"'{name}' has an empty key")
             const = f"_c{len(consts)}"
             consts[const] = keys
-            field = Field("any", f"_ext(e, {const})", "")
+            field = Field("any", f"_ext(e, {const})")
         elif field is None:
             raise FilterError(f"{name} is a message type, not a field (-e bt.type gives each message's)"
                               if name in _TYPES else _unknown(name))

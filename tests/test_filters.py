@@ -894,3 +894,17 @@ def test_a_quoted_word_is_a_value_never_an_operator():
         exc = error(f"piece {quoted} have")
         assert exc.column == 7 and exc.reason == f"expected and, or or the end of the filter, got '{quoted}'", exc
     assert error('bt.client == "abc').reason == "a string is not closed (missing '\"')"
+
+
+def test_a_filter_says_which_fields_it_reads():
+    """``keep.fields``: the TUI filters by type and session without rebuilding events when
+    a filter reads no other field; a wrong set would make it rebuild them, or skip a field."""
+    assert compile_filter("piece").fields == {"bt.type"}
+    assert compile_filter("type == piece || bt.type == have").fields == {"bt.type"}
+    assert compile_filter("bt.index > 3 && session == 1").fields == {"bt.index", "session"}
+    assert compile_filter("bt.ext.v contains x").fields == {"bt.ext.v"}
+
+
+def test_not_in_quotes_is_no_operator():
+    assert error('bt.client "not" in {x}').column == 11
+    assert str(FilterError("m", 3)) == "m"  # no filter text to quote: the reason alone
