@@ -908,3 +908,16 @@ def test_a_filter_says_which_fields_it_reads():
 def test_not_in_quotes_is_no_operator():
     assert error('bt.client "not" in {x}').column == 11
     assert str(FilterError("m", 3)) == "m"  # no filter text to quote: the reason alone
+
+
+@pytest.mark.parametrize("expression, column, reason", [
+    ("piece not have", 7, "expected and, or or the end of the filter, got 'not'"),  # no "in": no comparison
+    ('piece "=="', 7, "expected and, or or the end of the filter, got '\"==\"'"),  # quoted: no operator
+    ('bt.index "==" 3', 10, "expected ==, !=, <, <=, >, >=, contains, matches or in, or and/or, after bt.index, "
+                            "got '\"==\"'"),
+    ("bt.type not in {nosuch}", 17, "bt.type has no value 'nosuch' (one of: "),  # not in names its field
+    ("encrypted not in {2}", 18, "encrypted is true or false; 'in' needs a set of values"),
+])
+def test_what_follows_a_name_decides_what_it_is(expression, column, reason):
+    exc = error(expression)
+    assert exc.column == column and exc.reason.startswith(reason), exc
