@@ -365,14 +365,14 @@ class _Compiler:
         else:
             value = self.value(name, field, token)
             if kind == "addr":
-                test = self.address_test(name, op, op_token, value)
+                test = self.address_test(op, op_token, value)
             elif kind == "enum" and op not in ("==", "!="):
                 raise self.error(f"{name} names a kind, it has no order: use ==, !=, in or contains", op_token)
             else:
                 test = "({x} " + op + " " + self.const(value) + ")"
         return self._apply(field, test, negative=op == "!=")
 
-    def address_test(self, name: str, op: str, op_token: Token, value: object) -> str:
+    def address_test(self, op: str, op_token: Token, value: object) -> str:
         if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
             if op not in ("==", "!="):
                 raise self.error(f"a network (CIDR) only takes == or != (or in), not {op_token.text}", op_token)

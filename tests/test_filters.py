@@ -917,6 +917,8 @@ def test_not_in_quotes_is_no_operator():
                             "got '\"==\"'"),
     ("bt.type not in {nosuch}", 17, "bt.type has no value 'nosuch' (one of: "),  # not in names its field
     ("encrypted not in {2}", 18, "encrypted is true or false; 'in' needs a set of values"),
+    ("bt.peer_id contains zz", 21, "bt.peer_id is a byte string: hex bytes like 5a:69:0f (or \"text\"), not 'zz'"),
+    ("bt.index == " + "9" * 50, 13, "the number 99999999999999999999… is too large"),  # cut at 20 digits
 ])
 def test_what_follows_a_name_decides_what_it_is(expression, column, reason):
     exc = error(expression)
