@@ -397,7 +397,7 @@ class _Compiler:
         if token is not None and token.kind == "word" and field.kind == "addr":
             self.pos += 1  # ip.addr in 10.0.0.0/8: one network, no braces
             value = self.value(name, field, token)
-            return self._apply(field, self.address_test(name, "==", token, value))
+            return self._apply(field, self.address_test("==", token, value))
         opening = self.take("'{'")
         if opening.text != "{" or opening.kind != "op":
             raise self.error(f"expected '{{' after 'in', got '{opening.shown()}'", opening)
