@@ -213,7 +213,6 @@ class _Compiler:
         self.tokens, self.text, self.pos = tokens, text, 0
         self.depth = 0
         self.consts: dict[str, object] = {}
-        self.slots = 0  # walrus names for single-valued fields
         self.helpers: list[str] = []  # source of the functions deep groups became
         self.fields: set[str] = set()  # what the filter reads ("bt.type" for a bare message type)
 
@@ -386,9 +385,8 @@ class _Compiler:
         if field.multi:
             check = "all" if negative else "any"
             return f"(bool(_vs := {field.code}) and {check}({test.format(x='_x')} for _x in _vs))"
-        slot = f"_v{self.slots}"
-        self.slots += 1
-        return f"(({slot} := {field.code}) is not None and {test.format(x=slot)})"
+        # One name serves every field: each test reads its value right after binding it.
+        return f"((_v := {field.code}) is not None and {test.format(x='_v')})"
 
     def membership(self, name: str, field: Field) -> str:
         token = self.peek()

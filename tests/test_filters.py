@@ -923,3 +923,11 @@ def test_not_in_quotes_is_no_operator():
 def test_what_follows_a_name_decides_what_it_is(expression, column, reason):
     exc = error(expression)
     assert exc.column == column and exc.reason.startswith(reason), exc
+
+
+def test_an_address_field_takes_one_network_without_braces():
+    kept_braceless = kept("ip.src in 10.0.0.0/8")
+    assert kept_braceless == kept("ip.src in {10.0.0.0/8}") == kept("ip.src == 10.0.0.0/8") != set()
+    assert kept("ip.src in 10.0.0.0/8 && piece") == kept_braceless & {"piece"}  # and the filter goes on after it
+    assert error("ip.src in zz").reason.startswith("ip.src is an IP address")
+    assert error('bt.index in "{" 1 }').reason == "expected '{' after 'in', got '\"{\"'"
