@@ -919,6 +919,11 @@ def test_not_in_quotes_is_no_operator():
     ("encrypted not in {2}", 18, "encrypted is true or false; 'in' needs a set of values"),
     ("bt.peer_id contains zz", 21, "bt.peer_id is a byte string: hex bytes like 5a:69:0f (or \"text\"), not 'zz'"),
     ("bt.index == " + "9" * 50, 13, "the number 99999999999999999999… is too large"),  # cut at 20 digits
+    ("bt.index in {1", 15, "the filter ends too early: expected a value or '}'"),
+    ("bt.index in {1..2..3}", 17, "expected a number (decimal, 0x hex), got '2..3'"),  # a range has two ends
+    ("bt.index in {x..3}", 14, "expected a number (decimal, 0x hex), got 'x'"),  # each end at its own column
+    ("bt.ext.v in {1..x}", 14, "a range needs numbers at both ends, not '1..x'"),
+    ("bt.index in {}", 13, "an empty set '{}' matches nothing"),
 ])
 def test_what_follows_a_name_decides_what_it_is(expression, column, reason):
     exc = error(expression)
@@ -931,3 +936,8 @@ def test_an_address_field_takes_one_network_without_braces():
     assert kept("ip.src in 10.0.0.0/8 && piece") == kept_braceless & {"piece"}  # and the filter goes on after it
     assert error("ip.src in zz").reason.startswith("ip.src is an IP address")
     assert error('bt.index in "{" 1 }').reason == "expected '{' after 'in', got '\"{\"'"
+
+
+def test_false_in_any_case_is_false():
+    assert kept("encrypted == False") == kept("encrypted == false") == kept("encrypted == FALSE") == \
+        kept("encrypted == 0") == kept("not encrypted") != set()
