@@ -21,7 +21,7 @@ function's mutants tend to die alike.
 
 Usage, from the repository root::
 
-    python3 tests/mutation/prescreen.py pipeline [--jobs 2] [--timeout 60] [--again] [--last TEXT] -- tests/test_pipeline*.py [-k EXPR]
+    python3 tests/mutation/prescreen.py pipeline [--jobs 2] [--timeout 60] [--again] [--last TEXT] [--only TEXT] -- tests/test_pipeline*.py [-k EXPR]
 
 (what follows ``--`` goes to pytest: test files, and ``-k`` to leave out slow tests)
 
@@ -172,6 +172,9 @@ def main() -> int:
     parser.add_argument("--last", action="append", default=[], metavar="TEXT",
                         help="screen the mutants whose name holds TEXT after the others (repeatable): "
                              "e.g. a table of help texts, whose survivors each run every test")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="screen only the mutants whose name holds TEXT (repeatable): a function "
+                             "whose own tests are slow ones, run with just those")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = run.MUTANTS / f"prescreen-{args.module}.txt"
@@ -180,6 +183,8 @@ def main() -> int:
 
         last = run.prescreen_verdicts(args.module)
         names = pending(args.module, args.again, last)
+        if args.only:
+            names = [name for name in names if any(text in name for text in args.only)]
         names.sort(key=lambda name: any(text in name for text in args.last))  # stable: file order otherwise
         plugin = Screen(args.module, names, out, args.jobs, args.timeout)
         return pytest.main(["-q", "-p", "no:cacheprovider", *args.tests], plugins=[plugin])
