@@ -622,8 +622,6 @@ def _dyn(value: object, op: str, literal: object) -> bool:
 def _dyn_one(value: object, op: str, literal: object) -> bool:
     if op == "!=":  # present, and not equal (a value of another type is not equal)
         return not _dyn_one(value, "==", literal)
-    if isinstance(value, bool):
-        value = int(value)
     if op == "in":
         exact, spans = literal  # type: ignore[misc]
         return (value in exact or (isinstance(value, (int, float))

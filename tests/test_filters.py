@@ -941,3 +941,14 @@ def test_an_address_field_takes_one_network_without_braces():
 def test_false_in_any_case_is_false():
     assert kept("encrypted == False") == kept("encrypted == false") == kept("encrypted == FALSE") == \
         kept("encrypted == 0") == kept("not encrypted") != set()
+
+
+def test_the_smaller_wordings_and_forms():
+    """Each found surviving a mutant: an upper-case 0X in an extended body's literal, a range
+    that starts at the value, the hint when no field is near, a stray ')', the source kept."""
+    assert kept("bt.ext.p == 0X1AE1") == kept("bt.ext.p == 0x1ae1") == kept("bt.ext.p == 6881") == {"ext_hs"}
+    assert kept("bt.ext.reqq in {250..260}") == kept("bt.ext.reqq in {240..250}") == {"ext_hs"}
+    assert kept("bt.ext.reqq in {251..260}") == set()
+    assert error("zzzz == 1").reason == "unknown field or message type 'zzzz'; see `btshark filters` for the fields"
+    assert error("piece )").reason == "unexpected ')': no '(' is open"
+    assert "def keep(r):" in compile_filter("piece").source
