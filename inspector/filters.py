@@ -292,18 +292,11 @@ class _Compiler:
         if name in _TYPES and not self._comparison_follows():
             self.fields.add("bt.type")
             return f"(e.type == {self.const(name)})"  # a bare message type (port: the message, not the field)
-        field = FIELDS.get(name)
-        dynamic = field is None and name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX)
-        if field is None and not dynamic:
-            if name in _TYPES:
-                raise self.error(f"{name} is a message type, not a field: it takes no comparison "
-                                 f"(bt.type == {name} is the same as {name} alone)", token)
-            raise self.error(_unknown(name), token)
-        if dynamic:
-            keys = tuple(name[len(EXT_PREFIX):].split("."))
-            if "" in keys:
-                raise self.error(f"'{name}' has an empty key", token)
-            field = Field("any", f"_ext(e, {self.const(keys)})")
+        try:
+            field = _field(name, self.const,
+                           f": it takes no comparison (bt.type == {name} is the same as {name} alone)")
+        except FilterError as exc:
+            raise self.error(exc.reason, token) from None
         self.fields.add("bt.type" if name == "type" else name)
         return self.test(name, field)
 
@@ -667,25 +660,35 @@ def compile_filter(text: str, first_ts: Callable[[], float | None] | None = None
     return keep  # type: ignore[return-value]
 
 
+def _field(name: str, bind: Callable[[object], str], type_hint: str) -> Field:
+    """The field ``name`` is (``bt.ext.<key>``: made here, its keys bound as a constant by
+    ``bind``); FilterError, without a column, when it is none (``type_hint`` follows the
+    message for a message type's name)."""
+    field = FIELDS.get(name)
+    if field is not None:
+        return field
+    if name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX):
+        keys = tuple(name[len(EXT_PREFIX):].split("."))
+        if "" in keys:
+            raise FilterError(f"'{name}' has an empty key")
+        return Field("any", f"_ext(e, {bind(keys)})")
+    if name in _TYPES:
+        raise FilterError(f"{name} is a message type, not a field{type_hint}")
+    raise FilterError(_unknown(name))
+
+
 def compile_columns(names: Sequence[str], first_ts: Callable[[], float | None] | None = None
                     ) -> Callable[[tuple], tuple]:
     """``-T fields -e``: one compiled function giving a record's values of the fields
     ``names``, None where the message lacks one; FilterError for a name that is no field."""
     consts: dict[str, object] = {}
-    codes = []
-    for name in names:
-        field = FIELDS.get(name)
-        if field is None and name.startswith(EXT_PREFIX) and len(name) > len(EXT_PREFIX):
-            keys = tuple(name[len(EXT_PREFIX):].split("."))
-            if "" in keys:
-                raise FilterError(f"'{name}' has an empty key")
-            const = f"_c{len(consts)}"
-            consts[const] = keys
-            field = Field("any", f"_ext(e, {const})")
-        elif field is None:
-            raise FilterError(f"{name} is a message type, not a field (-e bt.type gives each message's)"
-                              if name in _TYPES else _unknown(name))
-        codes.append(field.code)
+
+    def bind(value: object) -> str:
+        const = f"_c{len(consts)}"
+        consts[const] = value
+        return const
+
+    codes = [_field(name, bind, " (-e bt.type gives each message's)").code for name in names]
     namespace = {**_runtime(first_ts), **consts}
     source = "def row(r):\n    s, side, frame, ts, e = r\n    return (" + "".join(f"{c}, " for c in codes) + ")\n"
     exec(compile(source, "<fields>", "exec"), namespace)  # noqa: S102 - source built from the field table
