@@ -538,8 +538,9 @@ class PeerWireParser:
         self.midstream = False  # the framing is confirmed now
         self.resyncs += 1
         skipped = "bytes of unknown count" if hunt.unknown else f"{found} byte{'' if found == 1 else 's'}"
-        what = "the handshake" if hunt.is_handshake(found) else "next message"
-        if what == "the handshake" and hunt.why == AFTER_MSE:
+        handshake = hunt.is_handshake(found)
+        what = "the handshake" if handshake else "next message"
+        if handshake and hunt.why == AFTER_MSE:
             # Nothing lost: MSE's crypto_select chose plaintext, and the stream starts over here.
             out.append(ev.Finding("mse_plaintext", f"an MSE key exchange of {skipped}, then the handshake in "
                                                    "plaintext (crypto_select chose plaintext)"))
@@ -550,7 +551,7 @@ class PeerWireParser:
                 where += (f", the payload of a requested block ({index}:{begin}, {length} bytes) whose piece "
                           "header the hole held")
             out.append(ev.Finding("resync", f"{what} found {where} ({hunt.why})"))
-        if what == "the handshake":
+        if handshake:
             self._need, self._step = 1, self._read_protocol_length
         current = self._tag
         for is_gap, item, tag in hunt.replay(found):
